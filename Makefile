@@ -1,0 +1,51 @@
+# mnistx: `make train` and `make test` do all the set-up (a venv in .venv, pip installs).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+ARGS   ?=
+
+.PHONY: help install dev train test test-fast lint bench tensorboard clean
+
+help:
+	@echo "make train [ARGS='model=cnn optimizer=adam']  train (default: MLP on MNIST)"
+	@echo "make test                                     lint + the whole test suite"
+	@echo "make test-fast                                tests without the real-data ones"
+	@echo "make bench                                    epoch-time benchmark (bench/RESULTS.md)"
+	@echo "make tensorboard                              serve outputs/ in TensorBoard"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Stamps: reinstall only when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+dev: $(VENV)/.installed-dev
+
+train: $(VENV)/.installed
+	$(BIN)/python -m mnistx.train $(ARGS)
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/python -m pytest $(ARGS)
+
+test-fast: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+
+bench: $(VENV)/.installed
+	$(BIN)/python bench/epoch_time.py $(ARGS)
+
+tensorboard: $(VENV)/.installed
+	$(BIN)/tensorboard --logdir outputs $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

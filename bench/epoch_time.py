@@ -1,0 +1,155 @@
+"""Epoch-time benchmark: mnistx vs a hand-written loop vs the tutorials' per-sample pipeline.
+
+For the default MLP and the default CNN at batch 128, in one process, times training epochs
+(train loop only, median of several) three ways:
+  mnistx    the real Trainer, callbacks, logging and progress bar, as `python -m mnistx.train`
+  loop      a minimal PyTorch loop over the same pre-normalised in-memory tensors
+  pipeline  torchvision MNIST + per-sample ToTensor/Normalize + DataLoader (the tutorials)
+and prints the ratios, writing them as a Markdown table to bench/RESULTS.md.
+
+    python bench/epoch_time.py [--epochs 5] [--models mlp,cnn] [--data-dir data]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import lightning.pytorch as L
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_module
+from hydra.utils import instantiate
+from torch.utils.data import DataLoader, Subset
+from torchvision import datasets, transforms
+
+from mnistx.train import train
+
+BATCH = 128
+
+
+class EpochClock(L.Callback):
+    """Training-loop time of each epoch (validation excluded, as in the other two loops)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._t = time.perf_counter()
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self.times.append(time.perf_counter() - self._t)
+
+
+def _cfg(model: str, data_dir: str, out: str, epochs: int):
+    with initialize_config_module("mnistx.conf", version_base="1.3"):
+        return compose(
+            "train",
+            overrides=[
+                f"model={model}",
+                f"data.data_dir={data_dir}",
+                f"data.batch_size={BATCH}",
+                f"trainer.max_epochs={epochs}",
+                f"output_dir={out}",
+                "trainer.enable_model_summary=false",
+                "test=false",
+            ],
+        )
+
+
+def time_mnistx(cfg) -> list[float]:
+    clock = EpochClock()
+    train(cfg, extra_callbacks=[clock])
+    return clock.times
+
+
+def _time_epochs(net, batches, epochs: int) -> list[float]:
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    times = []
+    for _ in range(epochs):
+        t = time.perf_counter()
+        for x, y in batches():
+            loss = F.cross_entropy(net(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def time_loop(cfg, epochs: int) -> list[float]:
+    dm = instantiate(cfg.data)
+    dm.prepare_data()
+    dm.setup()
+    x, y = dm.splits["train"]
+    torch.manual_seed(cfg.seed)
+
+    def batches():
+        perm = torch.randperm(len(x))
+        for i in range(0, len(x), BATCH):
+            idx = perm[i : i + BATCH]
+            yield x[idx], y[idx]
+
+    return _time_epochs(instantiate(cfg.model), batches, epochs)
+
+
+def time_pipeline(cfg, epochs: int) -> list[float]:
+    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+    ds = datasets.MNIST(cfg.data.data_dir, train=True, transform=tf)
+    ds = Subset(ds, range(len(ds) - cfg.data.val_size))  # same number of samples as the others
+    loader = DataLoader(ds, batch_size=BATCH, shuffle=True)
+    torch.manual_seed(cfg.seed)
+    return _time_epochs(instantiate(cfg.model), lambda: loader, epochs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=5, help="timed epochs per way (median)")
+    parser.add_argument("--pipeline-epochs", type=int, default=2)
+    parser.add_argument("--models", default="mlp,cnn")
+    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--out", default=str(Path(__file__).with_name("RESULTS.md")))
+    args = parser.parse_args()
+    logging.getLogger("lightning").setLevel(logging.WARNING)
+
+    rows = []
+    for model in args.models.split(","):
+        with tempfile.TemporaryDirectory() as out:
+            cfg = _cfg(model, args.data_dir, out, args.epochs + 1)
+            ours = statistics.median(time_mnistx(cfg)[1:])  # first epoch warms up
+            loop = statistics.median(time_loop(cfg, args.epochs + 1)[1:])
+            pipe = statistics.median(time_pipeline(cfg, args.pipeline_epochs))
+        rows.append((model, ours, loop, pipe))
+        print(
+            f"{model}: mnistx {ours:.2f} s/epoch, loop {loop:.2f} s, pipeline {pipe:.2f} s | "
+            f"mnistx/loop {ours / loop:.2f}x, pipeline/mnistx {pipe / ours:.1f}x",
+            flush=True,
+        )
+
+    lines = [
+        f"Epoch time, batch {BATCH}, {len(torch.randperm(1))} process, "
+        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads (median of {args.epochs} epochs; pipeline: "
+        f"{args.pipeline_epochs}).",
+        "",
+        "| model | mnistx s/epoch | hand loop s/epoch | per-sample pipeline s/epoch "
+        "| mnistx / loop | pipeline / mnistx |",
+        "|---|---|---|---|---|---|",
+    ]
+    for model, ours, loop, pipe in rows:
+        lines.append(
+            f"| {model} | {ours:.2f} | {loop:.2f} | {pipe:.2f} | {ours / loop:.2f}x "
+            f"| {pipe / ours:.1f}x |"
+        )
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Hydra config groups, importable as ``mnistx.conf`` so an installed mnistx finds them."""

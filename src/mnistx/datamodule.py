@@ -1,0 +1,104 @@
+"""MNIST-family data as a LightningDataModule: decoded once, normalised once, sliced per batch."""
+
+from __future__ import annotations
+
+import lightning.pytorch as L
+import torch
+from hydra.utils import get_class
+
+from mnistx.data_files import ensure_raw_files
+from mnistx.errors import UserError
+from mnistx.loader import TensorBatches
+
+
+class MNISTDataModule(L.LightningDataModule):
+    """Official train set split into train/val by a seeded permutation; official test set as is.
+
+    The whole dataset is held as one normalised float tensor per split (188 MB for MNIST's
+    60k images) and, when the trainer runs on a GPU, moved there once, so an epoch is just
+    index-select and slicing: no per-sample transforms, no worker processes.
+    """
+
+    def __init__(
+        self,
+        dataset: str = "torchvision.datasets.MNIST",
+        data_dir: str = "data",
+        batch_size: int = 128,
+        eval_batch_size: int = 1000,
+        val_size: int = 5000,
+        mean: float = 0.1307,
+        std: float = 0.3081,
+        seed: int = 42,
+        channels: int = 1,
+        image_size: int = 28,
+        num_classes: int = 10,
+    ) -> None:
+        super().__init__()
+        self.dataset_cls = get_class(dataset)
+        self.data_dir = str(data_dir)
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.val_size = val_size
+        self.mean, self.std = mean, std
+        self.seed = seed
+        self.classes: list[str] = []
+        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def prepare_data(self) -> None:
+        ensure_raw_files(self.dataset_cls, self.data_dir)
+
+    def _load(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        ds = self.dataset_cls(self.data_dir, train=train, download=False)
+        self.classes = list(ds.classes)
+        x = ds.data.unsqueeze(1).float().div_(255).sub_(self.mean).div_(self.std)
+        return x, ds.targets.long()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        ensure_raw_files(self.dataset_cls, self.data_dir)  # cheap; catches a file gone bad
+        x, y = self._load(train=True)
+        n = len(x)
+        if not 0 < self.val_size < n:
+            raise UserError(
+                f"data.val_size={self.val_size} is out of range: the validation split is carved "
+                f"out of the {n} official training images, so it must be between 1 and {n - 1}. "
+                "Example: data.val_size=5000"
+            )
+        if self.batch_size > n - self.val_size:
+            raise UserError(
+                f"data.batch_size={self.batch_size} is larger than the training split "
+                f"({n - self.val_size} images). Use a smaller data.batch_size or data.val_size."
+            )
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))
+        val_idx, train_idx = perm[: self.val_size], perm[self.val_size :]
+        self.splits = {
+            "train": (x[train_idx], y[train_idx]),
+            "val": (x[val_idx], y[val_idx]),
+            "test": self._load(train=False),
+        }
+        device = self.trainer.strategy.root_device if self.trainer is not None else None
+        if device is not None and device.type != "cpu":
+            self.splits = {k: (a.to(device), b.to(device)) for k, (a, b) in self.splits.items()}
+
+    def _batches(self, split: str, batch_size: int, shuffle: bool) -> TensorBatches:
+        x, y = self.splits[split]
+        trainer = self.trainer
+        return TensorBatches(
+            x,
+            y,
+            batch_size,
+            shuffle=shuffle,
+            seed=self.seed,
+            epoch=(lambda: trainer.current_epoch) if trainer is not None else (lambda: 0),
+            rank=trainer.global_rank if trainer is not None else 0,
+            world_size=trainer.world_size if trainer is not None else 1,
+        )
+
+    def train_dataloader(self) -> TensorBatches:
+        return self._batches("train", self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> TensorBatches:
+        return self._batches("val", self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> TensorBatches:
+        return self._batches("test", self.eval_batch_size, shuffle=False)

@@ -1,0 +1,129 @@
+"""The LightningModule: one classifier, any model/loss/optimizer/scheduler from config."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import lightning.pytorch as L
+import torch
+from hydra.utils import instantiate
+from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+
+class ClassifierModule(L.LightningModule):
+    """Builds its parts from plain config dicts, so a checkpoint rebuilds itself.
+
+    The hyperparameters saved in checkpoints are only those dicts (strings and numbers), never
+    modules or partial functions, so checkpoints load under torch's `weights_only=True`.
+    Per-step work is kept to the forward/backward pass and metric accumulation; values are
+    logged once per epoch.
+    """
+
+    def __init__(
+        self,
+        model: dict[str, Any],
+        optimizer: dict[str, Any],
+        loss: dict[str, Any],
+        scheduler: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        self.net = instantiate(model)
+        # Lets Lightning's model summary show each layer's input and output shapes.
+        c, size = model.get("in_channels", 1), model.get("image_size", 28)
+        self.example_input_array = torch.zeros(2, c, size, size)
+        self.criterion = instantiate(loss)
+        n = model["num_classes"]
+        for split in ("train", "val", "test"):
+            setattr(self, f"{split}_loss", MeanMetric(nan_strategy="disable"))
+            setattr(
+                self, f"{split}_acc", MulticlassAccuracy(n, average="micro", validate_args=False)
+            )
+        self.val_acc_best = MaxMetric()
+        self.best_epoch = -1
+        # Training-step outputs of the current epoch, fed to the metrics in one update at the
+        # end: a torchmetrics update per step costs ~0.2 ms, as much as a small MLP's step.
+        self._epoch_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def _step(self, split: str, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        x, y = batch
+        logits = self.net(x)
+        loss = self.criterion(logits, y)
+        if split == "train":
+            self._epoch_outputs.append((loss.detach(), logits.detach().argmax(1), y))
+        else:
+            getattr(self, f"{split}_loss").update(loss, len(y))
+            getattr(self, f"{split}_acc").update(logits.argmax(1), y)
+        return loss
+
+    def _log_epoch(self, split: str) -> dict[str, torch.Tensor]:
+        values = {}
+        for name in ("loss", "acc"):
+            metric = getattr(self, f"{split}_{name}")
+            values[f"{split}/{name}"] = metric.compute()
+            metric.reset()
+        self.log_dict(values, prog_bar=True, sync_dist=False)
+        return values
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._step("train", batch)
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._step("val", batch)
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._step("test", batch)
+
+    def on_train_start(self) -> None:
+        # The sanity-check batches must not count towards the best validation accuracy.
+        self.val_acc_best.reset()
+        self.best_epoch = -1
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_outputs = []
+
+    def on_train_epoch_end(self) -> None:
+        if self._epoch_outputs:
+            losses, preds, targets = zip(*self._epoch_outputs, strict=True)
+            sizes = torch.tensor([len(t) for t in targets], device=losses[0].device)
+            self.train_loss.update(torch.stack(losses), sizes)
+            self.train_acc.update(torch.cat(preds), torch.cat(targets))
+            self._epoch_outputs = []
+        self._log_epoch("train")
+
+    def on_validation_epoch_end(self) -> None:
+        acc = self._log_epoch("val")["val/acc"]
+        if self.trainer.sanity_checking:
+            return
+        best_before = self.val_acc_best.compute() if self.best_epoch >= 0 else None
+        self.val_acc_best.update(acc)
+        if best_before is None or acc > best_before:
+            self.best_epoch = self.current_epoch
+        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
+    def configure_optimizers(self) -> Any:
+        optimizer = instantiate(self.hparams.optimizer)(params=self.parameters())
+        sched_cfg = self.hparams.scheduler or {}
+        if not sched_cfg.get("scheduler"):
+            return optimizer
+        make = instantiate(sched_cfg["scheduler"])
+        kwargs = {}
+        if "total_steps" in inspect.signature(make.func).parameters and "total_steps" not in (
+            make.keywords
+        ):
+            kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {
+                "scheduler": make(optimizer, **kwargs),
+                "interval": sched_cfg.get("interval", "epoch"),
+            },
+        }

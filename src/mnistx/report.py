@@ -1,0 +1,60 @@
+"""What a run leaves behind: metrics.json (written atomically) and the end-of-run summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write to a temporary file, then rename: a kill never leaves a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _fmt(value: Any, pct: bool = False) -> str:
+    if value is None:
+        return "-"
+    if pct:
+        return f"{100 * value:.2f}%"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def print_summary(metrics: dict[str, Any], console: Console | None = None) -> None:
+    table = Table(title="mnistx run", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("test accuracy", _fmt(metrics.get("test/acc"), pct=True)),
+        ("test loss", _fmt(metrics.get("test/loss"))),
+        ("best val accuracy", _fmt(metrics.get("val/acc_best"), pct=True)),
+        ("best epoch", f"{metrics.get('best_epoch')} of {metrics.get('epochs')}"),
+        ("seconds per epoch", f"{metrics.get('seconds_per_epoch', 0):.2f}"),
+        (
+            "training time",
+            f"{metrics.get('train_seconds', 0):.1f} s on {metrics.get('accelerator')}",
+        ),
+        ("parameters", _fmt(metrics.get("params"))),
+        ("outputs", str(metrics.get("output_dir"))),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    (console or Console()).print(table)

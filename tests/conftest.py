@@ -1,0 +1,112 @@
+"""Shared fixtures: a tiny MNIST-format dataset on disk and the real conf/ composed for it."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_module
+
+from mnistx.run_dir import register_resolvers
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MNIST = REPO.parent / "shared" / "data" / "MNIST" / "raw"
+PROJECT_MNIST = REPO / "data" / "MNIST" / "raw"
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+TINY_TRAIN, TINY_TEST = 600, 200
+
+register_resolvers()
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write an unsigned-byte IDX file (the MNIST on-disk format)."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    magic = 0x0800 | array.ndim
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(header + array.tobytes())
+
+
+def tiny_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Learnable 28x28 'digits': class k is a bright bar at a class-specific place, plus noise."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 10
+    rng.shuffle(labels)
+    images = rng.integers(0, 140, size=(n, 28, 28))
+    for i, k in enumerate(labels):
+        r, c = 2 + 2 * k + rng.integers(-1, 2), 4 + rng.integers(0, 10)
+        images[i, r : r + 2, c : c + 12] = 255
+    return images.astype(np.uint8), labels.astype(np.uint8)
+
+
+def make_tiny_dataset(root: Path, folder: str = "MNIST") -> Path:
+    raw = root / folder / "raw"
+    raw.mkdir(parents=True)
+    for prefix, n, seed in (("train", TINY_TRAIN, 0), ("t10k", TINY_TEST, 1)):
+        images, labels = tiny_images(n, seed)
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """A data_dir holding MNIST/raw with 600 training and 200 test images."""
+    return make_tiny_dataset(tmp_path_factory.mktemp("tiny"))
+
+
+TINY_OVERRIDES = [
+    "data.val_size=100",
+    "data.batch_size=32",
+    "data.eval_batch_size=100",
+    "trainer.max_epochs=2",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+]
+
+
+@pytest.fixture
+def make_cfg(tiny_data, tmp_path):
+    """Compose the real conf/ for a tiny, fast run writing into tmp_path/run."""
+
+    def _make(*overrides: str, data_dir: Path | None = None):
+        with initialize_config_module("mnistx.conf", version_base="1.3"):
+            return compose(
+                "train",
+                overrides=[
+                    f"data.data_dir={data_dir or tiny_data}",
+                    f"output_dir={tmp_path / 'run'}",
+                    *TINY_OVERRIDES,
+                    *overrides,
+                ],
+            )
+
+    return _make
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """The real MNIST under the project's data/ (copied there from ../shared by .ci/run)."""
+    if not (PROJECT_MNIST / "train-images-idx3-ubyte.gz").exists() and SHARED_MNIST.exists():
+        PROJECT_MNIST.mkdir(parents=True, exist_ok=True)
+        for f in SHARED_MNIST.glob("*.gz"):
+            shutil.copy(f, PROJECT_MNIST / f.name)
+    if not any(PROJECT_MNIST.glob("train-images-idx3-ubyte*")):
+        pytest.skip("real MNIST files not available (see README: make data)")
+    return PROJECT_MNIST.parents[1]
+
+
+@pytest.fixture(scope="session")
+def fashion_dir(tmp_path_factory) -> Path:
+    """Debian's real Fashion-MNIST, gunzipped (its re-compressed .gz fail torchvision's md5)."""
+    if not DEBIAN_FASHION.exists():
+        pytest.skip("Debian package dataset-fashion-mnist is not installed")
+    root = tmp_path_factory.mktemp("fashion")
+    raw = root / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in DEBIAN_FASHION.glob("*.gz"):
+        with gzip.open(f) as src, open(raw / f.name.removesuffix(".gz"), "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    return root

@@ -1,0 +1,143 @@
+"""The command line as users run it: `python -m mnistx.train ...` in a fresh working folder."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import TINY_OVERRIDES
+
+from mnistx import run_dir
+
+
+def _run(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-m", "mnistx.train", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def test_single_run_end_to_end(tiny_data, tmp_path):
+    proc = _run(tmp_path, f"data.data_dir={tiny_data}", *TINY_OVERRIDES)
+    runs = list((tmp_path / "outputs").glob("*/*"))
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.parent.name.count("-") == 2 and len(run.name) == len("HH-MM-SS")
+    for name in (
+        ".hydra/config.yaml",
+        ".hydra/overrides.yaml",
+        "train.log",
+        "metrics.json",
+        "checkpoints/best.ckpt",
+        "checkpoints/last.ckpt",
+        "hparams.yaml",
+    ):
+        assert (run / name).exists(), name
+    assert list(run.glob("events.out.tfevents.*"))
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "ok" and metrics["output_dir"] == str(run)
+    assert f"data.data_dir={tiny_data}" in metrics["overrides"]
+    assert "test accuracy" in proc.stdout and f"{100 * metrics['test/acc']:.2f}%" in proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+def test_multirun_grid(tiny_data, tmp_path):
+    _run(
+        tmp_path,
+        "-m",
+        f"data.data_dir={tiny_data}",
+        *TINY_OVERRIDES,
+        "trainer.max_epochs=1",
+        "optimizer.lr=1e-3,1e-2",
+        "model.activation=relu,tanh",
+    )
+    sweeps = list((tmp_path / "outputs" / "multirun").glob("*/*"))
+    assert len(sweeps) == 1
+    jobs = sorted(p for p in sweeps[0].iterdir() if p.is_dir() and p.name.isdigit())
+    assert [j.name for j in jobs] == ["0", "1", "2", "3"]
+    seen = set()
+    for job in jobs:
+        m = json.loads((job / "metrics.json").read_text())
+        assert m["status"] == "ok" and m["output_dir"] == str(job)
+        lr = next(o for o in m["overrides"] if o.startswith("optimizer.lr="))
+        act = next(o for o in m["overrides"] if o.startswith("model.activation="))
+        seen.add((lr, act))
+        assert (job / "checkpoints" / "best.ckpt").exists()
+    assert len(seen) == 4
+    # No stray single-run folders were created by the sweep.
+    assert [p.name for p in (tmp_path / "outputs").iterdir()] == ["multirun"]
+
+
+@pytest.mark.parametrize(
+    "args,text",
+    [
+        (["data.data_dir={missing}"], "MNIST/raw"),
+        (["optimizer.lr=-1"], "optimizer.lr=-1 must be a positive number"),
+        (["model.activation=swish"], "Valid values for model.activation"),
+        (["trainer.accelerator=gpu"], "gpu not available on this machine"),
+        (["data.val_size=600"], "data.val_size=600 is out of range"),
+    ],
+)
+def test_user_errors_exit_1_with_one_message(tiny_data, tmp_path, args, text):
+    import torch
+
+    if "gpu" in args[0] and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    args = [a.format(missing=tmp_path / "missing") for a in args]
+    data = [] if "data.data_dir" in args[0] else [f"data.data_dir={tiny_data}"]
+    proc = _run(tmp_path, *data, *TINY_OVERRIDES, *args, check=False)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert text in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and text in errors[0]
+    (metrics,) = (tmp_path / "outputs").glob("*/*/metrics.json")
+    assert json.loads(metrics.read_text())["status"] == "failed"
+
+
+def test_unknown_group_option_is_hydras_short_message(tmp_path):
+    proc = _run(tmp_path, "model=transformer", check=False)
+    assert proc.returncode == 1
+    assert "Could not find 'model/transformer'" in proc.stderr and "cnn" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path):
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "mnistx.train", "optimizer.lr=-1"],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(3)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [1, 1, 1]
+    runs = list((tmp_path / "outputs").glob("*/*/metrics.json"))
+    assert len(runs) == 3
+
+
+def test_unique_dir_suffixes(tmp_path, monkeypatch):
+    base = str(tmp_path / "2026-01-01" / "10-00-00")
+    assert run_dir.unique_dir(base) == base
+    assert run_dir.unique_dir(base) == base  # same process, same run: same folder
+    monkeypatch.setattr(run_dir, "_claimed", {})  # as another process would see it
+    assert run_dir.unique_dir(base) == base + "-1"
+
+
+def test_help_and_cfg_are_quick_and_need_no_torch(tmp_path):
+    proc = _run(tmp_path, "--help")
+    assert "model: cnn, mlp" in proc.stdout and "optimizer: adadelta, adagrad, adam" in proc.stdout
+    assert "python -m mnistx.train -m optimizer.lr=1e-3,1e-2" in proc.stdout
+    proc = _run(tmp_path, "--cfg", "job", "model=cnn")
+    assert "mnistx.models.CNN" in proc.stdout
+    assert not (tmp_path / "outputs").exists()

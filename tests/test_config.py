@@ -1,0 +1,126 @@
+"""The real conf/ composes for every option, and builds what its keys promise."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+from hydra.utils import instantiate
+
+from mnistx.models import ACTIVATIONS
+
+GROUPS = {
+    "model": ["mlp", "cnn"],
+    "optimizer": ["sgd", "adam", "rmsprop", "adamw", "adagrad", "adadelta"],
+    "loss": ["cross_entropy", "nll", "mse"],
+    "scheduler": ["none", "step", "cosine", "onecycle"],
+    "data": ["mnist", "fashion_mnist", "kmnist"],
+}
+
+
+def _compose(*overrides: str):
+    with initialize_config_module("mnistx.conf", version_base="1.3"):
+        return compose("train", overrides=["output_dir=/unused", *overrides])
+
+
+def test_defaults():
+    cfg = _compose()
+    assert cfg.seed == 42
+    assert cfg.data.val_size == 5000 and cfg.data.batch_size == 128
+    assert cfg.data.mean == pytest.approx(0.1307) and cfg.data.std == pytest.approx(0.3081)
+    assert cfg.model._target_ == "mnistx.models.MLP"
+    assert list(cfg.model.hidden_sizes) == [128, 256]
+    assert cfg.trainer.accelerator == "auto"
+
+
+def test_data_dir_follows_environment(monkeypatch):
+    assert _compose().data.data_dir == "data"
+    monkeypatch.setenv("MNISTX_DATA_DIR", "/somewhere/else")
+    assert _compose().data.data_dir == "/somewhere/else"
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g, opts in GROUPS.items() for o in opts])
+def test_every_option_composes_and_builds(group, option):
+    cfg = _compose(f"{group}={option}")
+    net = instantiate(cfg.model)
+    opt = instantiate(cfg.optimizer)(net.parameters())
+    assert opt.param_groups[0]["lr"] == cfg.optimizer.lr
+    loss = instantiate(cfg.loss)
+    logits = net(torch.zeros(4, cfg.data.channels, cfg.data.image_size, cfg.data.image_size))
+    assert logits.shape == (4, cfg.data.num_classes)
+    assert torch.isfinite(loss(logits, torch.tensor([0, 1, 2, 3])))
+    if cfg.scheduler.scheduler is not None:
+        assert cfg.scheduler.interval in ("step", "epoch")
+
+
+def test_default_architectures_match_tutorials():
+    mlp = instantiate(_compose("model=mlp").model)
+    linears = [m for m in mlp.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(784, 128), (128, 256), (256, 10)]
+    cnn = instantiate(_compose("model=cnn").model)
+    convs = [m for m in cnn.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(m.in_channels, m.out_channels, m.kernel_size) for m in convs] == [
+        (1, 32, (3, 3)),
+        (32, 64, (3, 3)),
+    ]
+    linears = [m for m in cnn.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(1600, 64), (64, 10)]
+    assert sum(p.numel() for p in cnn.parameters()) == 121_930
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_activation_override(model, name):
+    net = instantiate(_compose(f"model={model}", f"model.activation={name}").model)
+    assert any(isinstance(m, ACTIVATIONS[name]) for m in net.modules())
+
+
+def test_sizes_overrides():
+    mlp = instantiate(_compose("model.hidden_sizes=[32,16,8]", "model.batch_norm=true").model)
+    linears = [m for m in mlp.modules() if isinstance(m, torch.nn.Linear)]
+    assert [m.out_features for m in linears] == [32, 16, 8, 10]
+    assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in mlp.modules()) == 3
+    cnn = instantiate(
+        _compose(
+            "model=cnn", "model.channels=[8,16]", "model.fc_hidden=20", "model.dropout=0.5"
+        ).model
+    )
+    assert [m.out_channels for m in cnn.modules() if isinstance(m, torch.nn.Conv2d)] == [8, 16]
+    assert any(isinstance(m, torch.nn.Dropout) and m.p == 0.5 for m in cnn.modules())
+    assert [m.out_features for m in cnn.modules() if isinstance(m, torch.nn.Linear)] == [20, 10]
+
+
+def test_momentum_where_the_optimizer_has_one():
+    for name in ("sgd", "rmsprop"):
+        cfg = _compose(f"optimizer={name}", "optimizer.momentum=0.5", "optimizer.weight_decay=1e-4")
+        opt = instantiate(cfg.optimizer)(torch.nn.Linear(2, 2).parameters())
+        assert opt.param_groups[0]["momentum"] == 0.5
+        assert opt.param_groups[0]["weight_decay"] == 1e-4
+
+
+@pytest.mark.parametrize(
+    "experiment,expect",
+    [
+        (
+            "tutorial_mlp_sigmoid",
+            dict(hidden=[128, 256], act="sigmoid", opt="SGD", lr=0.2, bs=64, ep=10),
+        ),
+        ("tutorial_cnn_sgd", dict(hidden=None, act="relu", opt="SGD", lr=0.01, bs=32, ep=10)),
+        (
+            "tutorial_mlp_adam",
+            dict(hidden=[64, 64, 64], act="relu", opt="Adam", lr=1e-3, bs=15, ep=2),
+        ),
+    ],
+)
+def test_tutorial_presets(experiment, expect):
+    cfg = _compose(f"experiment={experiment}")
+    if expect["hidden"] is not None:
+        assert list(cfg.model.hidden_sizes) == expect["hidden"]
+    else:
+        assert cfg.model._target_ == "mnistx.models.CNN"
+    assert cfg.model.activation == expect["act"]
+    assert cfg.optimizer._target_.endswith(expect["opt"])
+    assert cfg.optimizer.lr == expect["lr"]
+    assert cfg.data.batch_size == expect["bs"] and cfg.trainer.max_epochs == expect["ep"]
+    # A user override still wins over the preset.
+    assert _compose(f"experiment={experiment}", "trainer.max_epochs=1").trainer.max_epochs == 1

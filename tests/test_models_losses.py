@@ -1,0 +1,44 @@
+"""Models and losses behave as documented."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mnistx.errors import UserError
+from mnistx.losses import MSE, NLL, CrossEntropy
+from mnistx.models import CNN, MLP
+
+
+def test_unknown_activation_lists_valid_ones():
+    with pytest.raises(UserError) as e:
+        MLP(activation="swish")
+    assert "swish" in str(e.value) and "relu" in str(e.value) and "rrelu" in str(e.value)
+
+
+def test_cnn_too_deep_for_image_is_a_user_error():
+    with pytest.raises(UserError, match="below 1 pixel"):
+        CNN(channels=[8, 8, 8, 8])
+
+
+def test_bad_hidden_sizes():
+    with pytest.raises(UserError, match="positive integers"):
+        MLP(hidden_sizes=[128, 0])
+
+
+def test_prelu_layers_do_not_share_weights():
+    net = MLP(activation="prelu")
+    prelus = [m for m in net.modules() if isinstance(m, torch.nn.PReLU)]
+    assert len(prelus) == 2 and prelus[0] is not prelus[1]
+
+
+def test_losses_match_their_definitions():
+    torch.manual_seed(0)
+    logits, y = torch.randn(16, 10), torch.randint(0, 10, (16,))
+    assert NLL()(logits, y) == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-6)
+    expected = ((logits.softmax(1) - F.one_hot(y, 10).float()) ** 2).mean()
+    assert MSE()(logits, y).item() == pytest.approx(expected.item(), rel=1e-6)
+    smooth = CrossEntropy(label_smoothing=0.1)(logits, y)
+    assert smooth.item() == pytest.approx(F.cross_entropy(logits, y, label_smoothing=0.1).item())
+    assert smooth.item() != pytest.approx(CrossEntropy()(logits, y).item())

@@ -1,0 +1,144 @@
+"""Real training runs (tiny dataset, real Lightning Trainer) and what they leave behind."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from mnistx.errors import UserError
+from mnistx.module import ClassifierModule
+from mnistx.train import train
+
+METRIC_KEYS = {
+    "test/acc",
+    "test/loss",
+    "val/acc_best",
+    "best_epoch",
+    "epochs",
+    "train_seconds",
+    "seconds_per_epoch",
+    "params",
+    "accelerator",
+    "status",
+    "overrides",
+}
+
+
+def _events(run: Path) -> EventAccumulator:
+    ea = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    ea.Reload()
+    return ea
+
+
+def test_default_run_leaves_metrics_checkpoints_and_tensorboard(make_cfg, tmp_path):
+    cfg = make_cfg("trainer.max_epochs=3")
+    metrics = train(cfg, overrides=["trainer.max_epochs=3"])
+    run = tmp_path / "run"
+    on_disk = json.loads((run / "metrics.json").read_text())
+    assert on_disk == json.loads(json.dumps(metrics))
+    assert on_disk.keys() >= METRIC_KEYS
+    assert on_disk["status"] == "ok" and on_disk["overrides"] == ["trainer.max_epochs=3"]
+    assert on_disk["epochs"] == 3 and 1 <= on_disk["best_epoch"] <= 3
+    assert on_disk["params"] == 136_074 and on_disk["accelerator"] == "cpu"
+    assert on_disk["test/acc"] > 0.5  # chance is 0.1: this fails if training breaks
+    assert on_disk["seconds_per_epoch"] == pytest.approx(on_disk["train_seconds"] / 3, rel=0.01)
+    assert (run / "checkpoints" / "best.ckpt").exists() and (
+        run / "checkpoints" / "last.ckpt"
+    ).exists()
+
+    ea = _events(run)
+    tags = set(ea.Tags()["scalars"])
+    for tag in (
+        "train/loss",
+        "train/acc",
+        "val/loss",
+        "val/acc",
+        "val/acc_best",
+        "test/loss",
+        "test/acc",
+    ):
+        assert tag in tags, tag
+    assert any(t.startswith("lr-") for t in tags)
+    assert len(ea.Scalars("val/acc")) == 3 and len(ea.Scalars("train/loss")) == 3
+    best = max(e.value for e in ea.Scalars("val/acc"))
+    assert ea.Scalars("val/acc_best")[-1].value == pytest.approx(best)
+    assert ea.Scalars("test/acc")[-1].value == pytest.approx(on_disk["test/acc"])
+    assert on_disk["val/acc_best"] == pytest.approx(best)
+    # HParams tab: the run's settings with val/acc_best and test/acc as its metrics.
+    content = b"".join(ea.PluginTagToContent("hparams").values())
+    for text in (b"val/acc_best", b"test/acc", b"optimizer/lr", b"model/activation"):
+        assert text in content
+
+
+def test_test_metrics_come_from_the_best_checkpoint(make_cfg, tmp_path):
+    metrics = train(make_cfg("trainer.max_epochs=3", "seed=0"))
+    best = tmp_path / "run" / "checkpoints" / "best.ckpt"
+    ckpt = torch.load(best, weights_only=True)  # plain hyperparameters: loads safely
+    assert ckpt["epoch"] + 1 == metrics["best_epoch"]
+    module = ClassifierModule.load_from_checkpoint(best)
+    from mnistx.datamodule import MNISTDataModule
+
+    dm = MNISTDataModule(data_dir=str(make_cfg().data.data_dir), val_size=100)
+    dm.setup()
+    x, y = dm.splits["test"]
+    with torch.no_grad():
+        acc = (module(x).argmax(1) == y).float().mean().item()
+    assert acc == pytest.approx(metrics["test/acc"], abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["model=cnn", "model.channels=[4,8]", "model.fc_hidden=16"],
+        ["loss=nll", "optimizer=sgd", "scheduler=step"],
+        ["loss=mse", "optimizer=rmsprop", "scheduler=cosine", "model.activation=tanh"],
+        ["optimizer=adamw", "scheduler=onecycle", "model.batch_norm=true", "model.dropout=0.1"],
+        ["optimizer=adadelta", "loss=cross_entropy", "loss.label_smoothing=0.1"],
+        ["optimizer=adagrad", "model.activation=prelu", "seed=0"],
+    ],
+)
+def test_combinations_train(make_cfg, overrides):
+    metrics = train(make_cfg("trainer.max_epochs=1", *overrides))
+    assert metrics["status"] == "ok" and 0.0 <= metrics["test/acc"] <= 1.0
+    assert metrics["test/loss"] == metrics["test/loss"]  # not NaN
+
+
+def test_onecycle_steps_per_batch(make_cfg, tmp_path):
+    train(make_cfg("scheduler=onecycle", "trainer.max_epochs=3", "optimizer.lr=0.01"))
+    lrs = [e.value for e in _events(tmp_path / "run").Scalars("lr-Adam")]
+    # Logged at each epoch start: warm-up start (max_lr / 25), just past the peak (one third
+    # of the run, peak at a quarter), then on the way down.
+    assert lrs[0] == pytest.approx(0.01 / 25)
+    assert 0.009 < lrs[1] < 0.01 and lrs[2] < lrs[1]
+
+
+def test_same_seed_same_numbers(make_cfg):
+    a = train(make_cfg("seed=0", "trainer.max_epochs=1"))
+    b = train(make_cfg("seed=0", "trainer.max_epochs=1"))
+    for key in ("test/acc", "test/loss", "val/acc_best", "train/loss"):
+        assert a[key] == b[key]
+
+
+@pytest.mark.parametrize(
+    "override,text",
+    [
+        ("optimizer.lr=0", "optimizer.lr"),
+        ("optimizer.lr=-0.1", "optimizer.lr"),
+        ("data.batch_size=0", "data.batch_size"),
+        ("data.batch_size=100000", "larger than the training split"),
+        ("data.val_size=-1", "data.val_size"),
+        ("trainer.max_epochs=0", "trainer.max_epochs"),
+        ("model.activation=swish", "model.activation"),
+        ("trainer.accelerator=gpu", "gpu not available"),
+        ("+optimizer.momentum=0.9", "optimizer"),
+    ],
+)
+def test_bad_values_are_user_errors(make_cfg, override, text):
+    if override == "trainer.accelerator=gpu" and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(UserError, match=text.replace(".", r"\.")):
+        train(make_cfg(override))
