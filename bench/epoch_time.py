@@ -5,9 +5,10 @@ For the default MLP and the default CNN at batch 128, in one process, times trai
   mnistx    the real Trainer, callbacks, logging and progress bar, as `python -m mnistx.train`
   loop      a minimal PyTorch loop over the same pre-normalised in-memory tensors
   pipeline  torchvision MNIST + per-sample ToTensor/Normalize + DataLoader (the tutorials)
-and prints the ratios, writing them as a Markdown table to bench/RESULTS.md.
+and prints the ratios, writing them as a Markdown table to bench/RESULTS.md. mnistx and the
+loop are measured in alternating rounds, so drift in the machine's speed hits both alike.
 
-    python bench/epoch_time.py [--epochs 5] [--models mlp,cnn] [--data-dir data]
+    python bench/epoch_time.py [--rounds 3] [--epochs 2] [--models mlp,cnn] [--data-dir data]
 """
 
 from __future__ import annotations
@@ -110,7 +111,8 @@ def time_pipeline(cfg, epochs: int) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=5, help="timed epochs per way (median)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating mnistx/loop rounds")
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs per way and round")
     parser.add_argument("--pipeline-epochs", type=int, default=2)
     parser.add_argument("--models", default="mlp,cnn")
     parser.add_argument("--data-dir", default="data")
@@ -120,11 +122,14 @@ def main() -> None:
 
     rows = []
     for model in args.models.split(","):
-        with tempfile.TemporaryDirectory() as out:
-            cfg = _cfg(model, args.data_dir, out, args.epochs + 1)
-            ours = statistics.median(time_mnistx(cfg)[1:])  # first epoch warms up
-            loop = statistics.median(time_loop(cfg, args.epochs + 1)[1:])
-            pipe = statistics.median(time_pipeline(cfg, args.pipeline_epochs))
+        ours_t, loop_t = [], []
+        for _ in range(args.rounds):  # the first epoch of each run warms up and is dropped
+            with tempfile.TemporaryDirectory() as out:
+                cfg = _cfg(model, args.data_dir, out, args.epochs + 1)
+                ours_t += time_mnistx(cfg)[1:]
+            loop_t += time_loop(cfg, args.epochs + 1)[1:]
+        ours, loop = statistics.median(ours_t), statistics.median(loop_t)
+        pipe = statistics.median(time_pipeline(cfg, args.pipeline_epochs))
         rows.append((model, ours, loop, pipe))
         print(
             f"{model}: mnistx {ours:.2f} s/epoch, loop {loop:.2f} s, pipeline {pipe:.2f} s | "
@@ -133,10 +138,10 @@ def main() -> None:
         )
 
     lines = [
-        f"Epoch time, batch {BATCH}, {len(torch.randperm(1))} process, "
-        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-        f"{torch.get_num_threads()} threads (median of {args.epochs} epochs; pipeline: "
-        f"{args.pipeline_epochs}).",
+        f"Training-epoch time at batch {BATCH}, one process, torch {torch.__version__}, "
+        f"{platform.machine()}, {torch.get_num_threads()} threads; median of "
+        f"{args.rounds}x{args.epochs} epochs for mnistx and the loop (alternating rounds), "
+        f"{args.pipeline_epochs} for the pipeline. `python bench/epoch_time.py`",
         "",
         "| model | mnistx s/epoch | hand loop s/epoch | per-sample pipeline s/epoch "
         "| mnistx / loop | pipeline / mnistx |",
