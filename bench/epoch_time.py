@@ -24,12 +24,11 @@ from pathlib import Path
 import lightning.pytorch as L
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
-from mnistx.train import train
+from mnistx.train import compose_config, train
 
 BATCH = 128
 
@@ -49,19 +48,17 @@ class EpochClock(L.Callback):
 
 
 def _cfg(model: str, data_dir: str, out: str, epochs: int):
-    with initialize_config_module("mnistx.conf", version_base="1.3"):
-        return compose(
-            "train",
-            overrides=[
-                f"model={model}",
-                f"data.data_dir={data_dir}",
-                f"data.batch_size={BATCH}",
-                f"trainer.max_epochs={epochs}",
-                f"output_dir={out}",
-                "trainer.enable_model_summary=false",
-                "test=false",
-            ],
-        )
+    return compose_config(
+        [
+            f"model={model}",
+            f"data.data_dir={data_dir}",
+            f"data.batch_size={BATCH}",
+            f"trainer.max_epochs={epochs}",
+            f"output_dir={out}",
+            "trainer.enable_model_summary=false",
+            "test=false",
+        ]
+    )
 
 
 def time_mnistx(cfg) -> list[float]:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_module
 
 from mnistx.run_dir import register_resolvers
+from mnistx.train import compose_config
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MNIST = REPO.parent / "shared" / "data" / "MNIST" / "raw"
@@ -71,17 +71,15 @@ TINY_OVERRIDES = [
 def make_cfg(tiny_data, tmp_path):
     """Compose the real conf/ for a tiny, fast run writing into tmp_path/run."""
 
-    def _make(*overrides: str, data_dir: Path | None = None):
-        with initialize_config_module("mnistx.conf", version_base="1.3"):
-            return compose(
-                "train",
-                overrides=[
-                    f"data.data_dir={data_dir or tiny_data}",
-                    f"output_dir={tmp_path / 'run'}",
-                    *TINY_OVERRIDES,
-                    *overrides,
-                ],
-            )
+    def _make(*overrides: str):
+        return compose_config(
+            [
+                f"data.data_dir={tiny_data}",
+                f"output_dir={tmp_path / 'run'}",
+                *TINY_OVERRIDES,
+                *overrides,
+            ]
+        )
 
     return _make
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 
 from mnistx.models import ACTIVATIONS
+from mnistx.train import compose_config
 
 GROUPS = {
     "model": ["mlp", "cnn"],
@@ -19,8 +19,7 @@ GROUPS = {
 
 
 def _compose(*overrides: str):
-    with initialize_config_module("mnistx.conf", version_base="1.3"):
-        return compose("train", overrides=["output_dir=/unused", *overrides])
+    return compose_config(["output_dir=/unused", *overrides])
 
 
 def test_defaults():

@@ -4,25 +4,22 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hydra import compose, initialize_config_module
 
 from mnistx.datamodule import MNISTDataModule
-from mnistx.train import train
+from mnistx.train import compose_config, train
 
 pytestmark = pytest.mark.slow
 
 
 def _cfg(tmp_path, data_dir, *overrides):
-    with initialize_config_module("mnistx.conf", version_base="1.3"):
-        return compose(
-            "train",
-            overrides=[
-                f"data.data_dir={data_dir}",
-                f"output_dir={tmp_path / 'run'}",
-                "trainer.enable_progress_bar=false",
-                *overrides,
-            ],
-        )
+    return compose_config(
+        [
+            f"data.data_dir={data_dir}",
+            f"output_dir={tmp_path / 'run'}",
+            "trainer.enable_progress_bar=false",
+            *overrides,
+        ]
+    )
 
 
 def test_default_mlp_one_epoch_reaches_95(mnist_dir, tmp_path):

@@ -40,6 +40,15 @@ def _build(what: str, build):
         ) from None
 
 
+def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
+    """The config `python -m mnistx.train <overrides>` would run, for notebooks, tests and
+    benchmarks. Outside a Hydra run, pass `output_dir=<folder>` among the overrides."""
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module("mnistx.conf", version_base="1.3"):
+        return compose("train", overrides=list(overrides))
+
+
 def _quiet_libraries() -> None:
     """Send library logs through our handlers once, and drop chatter users don't act on."""
     import warnings
