@@ -116,6 +116,12 @@ def test_onecycle_steps_per_batch(make_cfg, tmp_path):
     assert 0.009 < lrs[1] < 0.01 and lrs[2] < lrs[1]
 
 
+def test_without_checkpointing_tests_the_final_weights(make_cfg, tmp_path):
+    metrics = train(make_cfg("~callbacks.model_checkpoint", "+trainer.enable_checkpointing=false"))
+    assert metrics["status"] == "ok" and metrics["best_checkpoint"] is None
+    assert metrics["test/acc"] is not None and not (tmp_path / "run" / "checkpoints").exists()
+
+
 def test_same_seed_same_numbers(make_cfg):
     a = train(make_cfg("seed=0", "trainer.max_epochs=1"))
     b = train(make_cfg("seed=0", "trainer.max_epochs=1"))
@@ -135,6 +141,7 @@ def test_same_seed_same_numbers(make_cfg):
         ("model.activation=swish", "model.activation"),
         ("trainer.accelerator=gpu", "gpu not available"),
         ("+optimizer.momentum=0.9", "optimizer"),
+        ("trainer.accelerator=abacus", "Invalid trainer settings"),
     ],
 )
 def test_bad_values_are_user_errors(make_cfg, override, text):

@@ -109,23 +109,25 @@ def train(
     logger = instantiate(cfg.logger)
     try:
         trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
-    except MisconfigurationException as e:
-        raise UserError(f"Invalid trainer settings: {e} Check the trainer.* overrides.") from None
-    except Exception as e:
-        if isinstance(e.__cause__, MisconfigurationException):
-            raise UserError(
-                f"Invalid trainer settings: {e.__cause__} Check the trainer.* overrides."
-            ) from None
-        raise
+    except Exception as e:  # Hydra wraps the Trainer's own error as the __cause__
+        cause = e if isinstance(e, MisconfigurationException) else e.__cause__
+        if not isinstance(cause, MisconfigurationException | ValueError):
+            raise
+        raise UserError(
+            f"Invalid trainer settings: {cause} Check the trainer.* overrides."
+        ) from None
     log_hparams(logger, flat_hparams(cfg, choices))
 
     trainer.fit(module, datamodule=datamodule)
     epochs = trainer.current_epoch  # completed epochs
     train_seconds = timer.time_elapsed("train")
     fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     results = {}
-    if cfg.test:
-        results = trainer.test(module, datamodule=datamodule, ckpt_path="best", verbose=False)[0]
+    if cfg.test:  # the best checkpoint when there is one, else the final weights
+        results = trainer.test(
+            module, datamodule=datamodule, ckpt_path="best" if best else None, verbose=False
+        )[0]
     metrics: dict[str, Any] = {
         "status": "ok",
         "test/acc": results.get("test/acc"),
@@ -138,7 +140,7 @@ def train(
         "params": sum(p.numel() for p in module.net.parameters()),
         "accelerator": trainer.strategy.root_device.type,
         **{k: fit_metrics.get(k) for k in ("train/loss", "train/acc", "val/loss", "val/acc")},
-        "best_checkpoint": trainer.checkpoint_callback.best_model_path or None,
+        "best_checkpoint": best or None,
         "overrides": list(overrides),
         "output_dir": str(out),
     }
