@@ -9,6 +9,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from mnistx.datamodule import MNISTDataModule
 from mnistx.errors import UserError
 from mnistx.module import ClassifierModule
 from mnistx.train import train
@@ -80,8 +81,6 @@ def test_test_metrics_come_from_the_best_checkpoint(make_cfg, tmp_path):
     ckpt = torch.load(best, weights_only=True)  # plain hyperparameters: loads safely
     assert ckpt["epoch"] + 1 == metrics["best_epoch"]
     module = ClassifierModule.load_from_checkpoint(best)
-    from mnistx.datamodule import MNISTDataModule
-
     dm = MNISTDataModule(data_dir=str(make_cfg().data.data_dir), val_size=100)
     dm.setup()
     x, y = dm.splits["test"]

@@ -55,7 +55,9 @@ class MNISTDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.splits:
             return
-        ensure_raw_files(self.dataset_cls, self.data_dir)  # cheap; catches a file gone bad
+        # Again here (a few header reads): setup() may be called without prepare_data(), e.g.
+        # from a notebook, and a bad file must still give the clear message, not torchvision's.
+        ensure_raw_files(self.dataset_cls, self.data_dir)
         x, y = self._load(train=True)
         n = len(x)
         if not 0 < self.val_size < n:
