@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +57,22 @@ def make_tiny_dataset(root: Path, folder: str = "MNIST") -> Path:
 def tiny_data(tmp_path_factory) -> Path:
     """A data_dir holding MNIST/raw with 600 training and 200 test images."""
     return make_tiny_dataset(tmp_path_factory.mktemp("tiny"))
+
+
+def run_cli(
+    cwd: Path, *args: str, check: bool = True, module: str = "mnistx.train"
+) -> subprocess.CompletedProcess:
+    """`python -m mnistx.train ARGS` (or another module) as a user runs it, in `cwd`."""
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
 
 
 TINY_OVERRIDES = [

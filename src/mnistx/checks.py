@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from mnistx.errors import UserError
+from mnistx.errors import UnavailableError, UserError
 
 
 def _positive(value, key: str, example: str) -> None:
@@ -42,12 +42,12 @@ def check_accelerator(accelerator: str) -> None:
 
     name = str(accelerator).lower()
     if name in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise UserError(
+        raise UnavailableError(
             f"trainer.accelerator={accelerator}: gpu not available on this machine (torch sees no "
             "CUDA device). Use trainer.accelerator=cpu, or auto to pick what is there."
         )
     if name == "mps" and not torch.backends.mps.is_available():
-        raise UserError(
+        raise UnavailableError(
             f"trainer.accelerator={accelerator}: mps not available on this machine (it needs "
             "Apple silicon with macOS 12.3+). Use trainer.accelerator=cpu, or auto."
         )

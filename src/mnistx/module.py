@@ -11,6 +11,8 @@ from hydra.utils import instantiate
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from mnistx.errors import DivergedError
+
 
 class ClassifierModule(L.LightningModule):
     """Builds its parts from plain config dicts, so a checkpoint rebuilds itself.
@@ -46,6 +48,9 @@ class ClassifierModule(L.LightningModule):
         # Training-step outputs of the current epoch, fed to the metrics in one update at the
         # end: a torchmetrics update per step costs ~0.2 ms, as much as a small MLP's step.
         self._epoch_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        # Per-epoch values for metrics.json (the comparison report plots them); kept in
+        # checkpoints so a resumed run still has its whole curve.
+        self.history: dict[str, list[float]] = {}
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning sets `_current_fx_name` around every hook call, ~40 times per training
@@ -77,6 +82,9 @@ class ClassifierModule(L.LightningModule):
             values[f"{split}/{name}"] = metric.compute()
             metric.reset()
         self.log_dict(values, prog_bar=True, sync_dist=False)
+        if split != "test" and not self.trainer.sanity_checking:
+            for key, value in values.items():
+                self.history.setdefault(key, []).append(float(value))
         return values
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
@@ -103,7 +111,14 @@ class ClassifierModule(L.LightningModule):
             self.train_loss.update(torch.stack(losses), sizes)
             self.train_acc.update(torch.cat(preds), torch.cat(targets))
             self._epoch_outputs = []
-        self._log_epoch("train")
+        loss = self._log_epoch("train")["train/loss"]
+        if not torch.isfinite(loss):
+            lr = self.hparams.optimizer.get("lr")
+            raise DivergedError(
+                f"Training diverged: train/loss is {float(loss)} after epoch "
+                f"{self.current_epoch + 1} (optimizer.lr={lr}). Lower optimizer.lr, or try "
+                "+trainer.gradient_clip_val=1.0."
+            )
 
     def on_validation_epoch_end(self) -> None:
         acc = self._log_epoch("val")["val/acc"]
@@ -117,6 +132,12 @@ class ClassifierModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["mnistx_history"] = self.history
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.history = checkpoint.get("mnistx_history", {})
 
     def configure_optimizers(self) -> Any:
         optimizer = instantiate(self.hparams.optimizer)(params=self.parameters())

@@ -32,6 +32,14 @@ def unique_dir(path: str) -> str:
 
 
 def register_resolvers() -> None:
-    """Make ${unique_dir:...} available to Hydra configs."""
+    """Make ${unique_dir:...} and ${job_dirname:...} available to Hydra configs.
+
+    Cached in the config (use_cache): Hydra copies that cache into each sweep job's config, so
+    a joblib worker or SLURM job resolves the sweep folder the launcher claimed, not a new one.
+    """
+    from mnistx.sweep import job_dirname
+
     if not OmegaConf.has_resolver("unique_dir"):
-        OmegaConf.register_new_resolver("unique_dir", unique_dir)
+        OmegaConf.register_new_resolver("unique_dir", unique_dir, use_cache=True)
+    if not OmegaConf.has_resolver("job_dirname"):
+        OmegaConf.register_new_resolver("job_dirname", job_dirname, use_cache=True)

@@ -7,6 +7,7 @@ answer at once.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -14,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from mnistx.errors import UserError
+from mnistx.errors import UnavailableError, UserError
 from mnistx.run_dir import register_resolvers
 
 register_resolvers()
@@ -63,6 +64,15 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
 
 
+def _skip_per_step_nvml_check(strategy: Any) -> None:
+    """Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 on import so that fork-based strategies
+    can fork before CUDA starts. With it set, every optimizer step asks NVML whether CUDA is
+    there (torch's graph-capture health check; a dlopen each time, 0.3-2 ms per step on this
+    CPU machine, as long as a small MLP's whole step). Only the fork-based strategies need it."""
+    if not any(word in str(strategy) for word in ("fork", "notebook")):
+        os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
+
+
 def train(
     cfg: DictConfig,
     overrides: Sequence[str] = (),
@@ -85,6 +95,7 @@ def train(
     from mnistx.hparams import flat_hparams, log_hparams
     from mnistx.module import ClassifierModule
     from mnistx.report import print_summary, write_json
+    from mnistx.sweep import swept_values
 
     _quiet_libraries()
     check_accelerator(cfg.trainer.accelerator)
@@ -117,8 +128,10 @@ def train(
             f"Invalid trainer settings: {cause} Check the trainer.* overrides."
         ) from None
     log_hparams(logger, flat_hparams(cfg, choices))
+    _skip_per_step_nvml_check(cfg.trainer.get("strategy", "auto"))
 
     trainer.fit(module, datamodule=datamodule)
+    history = dict(module.history)  # before testing loads the best checkpoint's copy
     epochs = trainer.current_epoch  # completed epochs
     train_seconds = timer.time_elapsed("train")
     fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
@@ -141,31 +154,47 @@ def train(
         "accelerator": trainer.strategy.root_device.type,
         **{k: fit_metrics.get(k) for k in ("train/loss", "train/acc", "val/loss", "val/acc")},
         "best_checkpoint": best or None,
+        "threads": torch.get_num_threads(),
         "overrides": list(overrides),
+        "swept": swept_values(overrides),
         "output_dir": str(out),
+        "history": history,
     }
     write_json(out / "metrics.json", metrics)
     print_summary(metrics)
     return metrics
 
 
-def _fail(out: Path, overrides: Sequence[str], reason: str) -> None:
+def _fail(out: Path, overrides: Sequence[str], reason: str, status: str = "failed") -> None:
     from mnistx.report import write_json
+    from mnistx.sweep import swept_values
 
     write_json(
         out / "metrics.json",
         {
-            "status": "failed",
+            "status": status,
             "reason": reason,
             "overrides": list(overrides),
+            "swept": swept_values(overrides),
             "output_dir": str(out),
         },
     )
 
 
-def _report_user_error(error: UserError) -> None:
+def _threads_per_job(launcher: DictConfig) -> int | None:
+    """Torch threads for each of `n_jobs` parallel jobs (joblib launcher), so that together
+    they use the cores once instead of each starting one thread per core."""
+    n_jobs = launcher.get("n_jobs")
+    if not isinstance(n_jobs, int) or n_jobs == 1:
+        return None
+    cores = os.cpu_count() or 1
+    parallel = cores if n_jobs < 0 else min(n_jobs, cores)  # joblib: -1 means all cores
+    return max(1, cores // parallel)
+
+
+def _report_user_error(error: UserError, label: str = "error") -> None:
     """One unwrapped paragraph on stderr, and the same line in the run's log file."""
-    print(f"error: {error}", file=sys.stderr)
+    print(f"{label}: {error}", file=sys.stderr)
     record = log.makeRecord(log.name, logging.ERROR, __file__, 0, str(error), None, None)
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.FileHandler):
@@ -180,18 +209,28 @@ def main(cfg: DictConfig) -> float | None:
     hc = HydraConfig.get()
     overrides = list(hc.overrides.task)
     out = Path(cfg.output_dir)
+    sweep = hc.mode == RunMode.MULTIRUN
+    if sweep and cfg.get("threads") is None:
+        with open_dict(cfg):
+            cfg.threads = _threads_per_job(hc.launcher)
     start = time.time()
+    # In a sweep, a job that cannot run or fails is recorded (status skipped / failed, with
+    # the reason) and returns None; the other jobs go on. A single run exits non-zero.
     try:
         metrics = train(cfg, overrides, dict(hc.runtime.choices))
     except UserError as e:
-        _fail(out, overrides, str(e))
-        _report_user_error(e)
-        if hc.mode == RunMode.RUN:
+        skipped = isinstance(e, UnavailableError)
+        _fail(out, overrides, str(e), status="skipped" if skipped else "failed")
+        _report_user_error(e, "skipped" if skipped and sweep else "error")
+        if not sweep:
             sys.exit(1)
-        return None  # in a sweep: recorded as failed, the other jobs go on
+        return None
     except Exception as e:
         _fail(out, overrides, f"{type(e).__name__}: {e}")
-        raise
+        if not sweep:
+            raise
+        log.exception("job failed; the sweep goes on (outputs in %s)", out)
+        return None
     log.info("finished in %.1f s; outputs in %s", time.time() - start, out)
     return metrics.get("val/acc_best")
 
