@@ -82,6 +82,7 @@ TINY_OVERRIDES = [
     "trainer.max_epochs=2",
     "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",
+    "callbacks.pictures=null",  # drawn in the tests of pictures only
 ]
 
 

@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from mnistx.errors import UserError
+from mnistx.errors import UserError, exit_status
 from mnistx.sweep import parse_overrides
 
 SEED = "seed"
@@ -201,12 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("dirs", nargs="+", help="sweep folders (outputs/multirun/DATE/TIME)")
     parser.add_argument("--out", help="where to write the report (default: the first folder)")
     args = parser.parse_args(argv)
-    try:
-        compare(args.dirs, args.out)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(lambda: compare(args.dirs, args.out))
 
 
 if __name__ == "__main__":

@@ -73,6 +73,14 @@ def _skip_per_step_nvml_check(strategy: Any) -> None:
         os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
 
 
+def _write_model_summary(module: Any, path: Path) -> None:
+    """Lightning's summary (per-layer input/output shapes and parameter counts), as a file."""
+    from lightning.pytorch.utilities.model_summary import ModelSummary
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(str(ModelSummary(module, max_depth=-1)) + "\n")
+
+
 def train(
     cfg: DictConfig,
     overrides: Sequence[str] = (),
@@ -128,6 +136,7 @@ def train(
             f"Invalid trainer settings: {cause} Check the trainer.* overrides."
         ) from None
     log_hparams(logger, flat_hparams(cfg, choices))
+    _write_model_summary(module, out / "model_summary.txt")
     _skip_per_step_nvml_check(cfg.trainer.get("strategy", "auto"))
 
     trainer.fit(module, datamodule=datamodule)

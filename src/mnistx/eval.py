@@ -1,0 +1,231 @@
+"""Evaluate a trained run on the official test set: `python -m mnistx.eval run=<run dir>`.
+
+    python -m mnistx.eval run=outputs/2026-11-23/14-02-11 [--out DIR]
+    python -m mnistx.eval ckpt=outputs/2026-11-23/14-02-11/checkpoints/last.ckpt
+    (data_dir=<folder> points at the data when it has moved since training)
+
+The data module and the model are rebuilt from the run's own saved config (.hydra/config.yaml)
+and checkpoint, not from today's defaults, and tested through the same Lightning test loop as
+at the end of training, so test/acc matches the run's metrics.json for the same checkpoint.
+Prints accuracy, loss, a per-class table and the most confused pairs; writes eval.json,
+confusion_matrix.png and misclassified.png into the run folder (or --out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from mnistx.errors import UserError, exit_status
+
+KEYS = ("run", "ckpt", "data_dir")
+
+
+def parse_settings(settings: Sequence[str]) -> dict[str, str]:
+    parsed = {}
+    for item in settings:
+        key, sep, value = item.partition("=")
+        key = key.removeprefix("data.")
+        if not sep or key not in KEYS or not value:
+            raise UserError(
+                f"Cannot read {item!r}: expected run=<run folder>, ckpt=<checkpoint file> or "
+                "data_dir=<folder>, e.g. python -m mnistx.eval run=outputs/2026-11-23/14-02-11"
+            )
+        parsed[key] = value
+    if "run" not in parsed and "ckpt" not in parsed:
+        raise UserError(
+            "Say which run to evaluate: run=<run folder> (its best checkpoint) or "
+            "ckpt=<checkpoint file>, e.g. python -m mnistx.eval run=outputs/2026-11-23/14-02-11"
+        )
+    return parsed
+
+
+def locate(run: str | None, ckpt: str | None) -> tuple[Path, Path]:
+    """The run folder (holding .hydra/config.yaml) and the checkpoint to evaluate."""
+    if ckpt:
+        ckpt_path = Path(ckpt)
+        if not ckpt_path.is_file():
+            raise UserError(f"Checkpoint {ckpt_path} does not exist.")
+        run_dir = Path(run) if run else ckpt_path.resolve().parent.parent
+    else:
+        run_dir = Path(str(run))
+        if not run_dir.is_dir():
+            raise UserError(f"Run folder {run_dir} does not exist. Runs are under outputs/.")
+        found = [run_dir / "checkpoints" / n for n in ("best.ckpt", "last.ckpt")]
+        found = [p for p in found if p.is_file()]
+        if not found:
+            raise UserError(
+                f"No checkpoint in {run_dir / 'checkpoints'} (expected best.ckpt or "
+                "last.ckpt). Was the run trained with checkpointing on? Or pass ckpt=<file>."
+            )
+        ckpt_path = found[0]
+    if not (run_dir / ".hydra" / "config.yaml").is_file():
+        raise UserError(
+            f"{run_dir} holds no .hydra/config.yaml, so the run's own data and model settings "
+            "are unknown. Pass run=<the run folder the checkpoint came from>."
+        )
+    return run_dir, ckpt_path
+
+
+def run_config(run_dir: Path, data_dir: str | None = None) -> DictConfig:
+    cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    cfg.output_dir = str(run_dir)  # was ${hydra:runtime.output_dir}, unknown outside Hydra
+    if data_dir:
+        cfg.data.data_dir = data_dir
+    return cfg
+
+
+def _accelerator(run_dir: Path) -> str:
+    """Where the run was tested, if this machine has it (same device, same arithmetic)."""
+    import torch
+
+    metrics_file = run_dir / "metrics.json"
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+    used = metrics.get("accelerator")
+    if used == "cpu" or (used == "cuda" and torch.cuda.is_available()):
+        return {"cpu": "cpu", "cuda": "gpu"}[used]
+    return "auto"
+
+
+def per_class(probs, targets, names: Sequence[str]) -> tuple[list[dict[str, Any]], list, Any]:
+    from torchmetrics.functional.classification import (
+        multiclass_confusion_matrix,
+        multiclass_f1_score,
+        multiclass_precision,
+        multiclass_recall,
+    )
+
+    n = probs.shape[1]
+    preds = probs.argmax(1)
+    scores = {
+        name: fn(preds, targets, num_classes=n, average=None)
+        for name, fn in (
+            ("precision", multiclass_precision),
+            ("recall", multiclass_recall),
+            ("f1", multiclass_f1_score),
+        )
+    }
+    support = targets.bincount(minlength=n)
+    rows = [
+        {"class": names[c], **{k: float(v[c]) for k, v in scores.items()},
+         "support": int(support[c])}
+        for c in range(n)
+    ]
+    confmat = multiclass_confusion_matrix(preds, targets, num_classes=n)
+    off = confmat.clone()
+    off.fill_diagonal_(0)
+    pairs = []
+    for flat in off.flatten().argsort(descending=True)[:5]:
+        true, pred = divmod(int(flat), n)
+        if off[true, pred] > 0:
+            pairs.append({"true": names[true], "pred": names[pred], "count": int(off[true, pred])})
+    return rows, pairs, confmat
+
+
+def evaluate(
+    run: str | None = None,
+    ckpt: str | None = None,
+    data_dir: str | None = None,
+    out: str | None = None,
+) -> dict[str, Any]:
+    import lightning.pytorch as L
+    from hydra.utils import instantiate
+
+    from mnistx import figures
+    from mnistx.inference import captions, most_confident_mistakes, predict_probs
+    from mnistx.module import ClassifierModule
+    from mnistx.report import write_json
+    from mnistx.run_dir import register_resolvers
+    from mnistx.train import _quiet_libraries
+
+    register_resolvers()
+    _quiet_libraries()
+    run_dir, ckpt_path = locate(run, ckpt)
+    cfg = run_config(run_dir, data_dir)
+    out_dir = Path(out) if out else run_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    module = ClassifierModule.load_from_checkpoint(ckpt_path, map_location="cpu")
+    datamodule = instantiate(cfg.data)
+    trainer = L.Trainer(
+        accelerator=_accelerator(run_dir),
+        devices=1,
+        precision=cfg.trainer.get("precision", "32-true"),
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    results = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+
+    x, y = datamodule.splits["test"]
+    y = y.cpu()
+    probs = predict_probs(module, x)
+    names = [str(c) for c in datamodule.classes] or [str(i) for i in range(probs.shape[1])]
+    rows, pairs, confmat = per_class(probs, y, names)
+    figures.save(figures.confusion_figure(confmat, names), out_dir / "confusion_matrix.png")
+    wrong = most_confident_mistakes(probs, y, 32)
+    if len(wrong):
+        fig = figures.image_grid(x[wrong].cpu(), captions(probs, y, wrong),
+                                 [True] * len(wrong), datamodule.mean, datamodule.std,
+                                 "Most confidently wrong test images")
+        figures.save(fig, out_dir / "misclassified.png")
+
+    report = {
+        "test/acc": results["test/acc"],
+        "test/loss": results["test/loss"],
+        "checkpoint": str(ckpt_path),
+        "run": str(run_dir),
+        "test_images": len(y),
+        "per_class": rows,
+        "most_confused": pairs,
+    }
+    write_json(out_dir / "eval.json", report)
+    print_report(report, out_dir)
+    return report
+
+
+def print_report(report: dict[str, Any], out_dir: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(
+        f"[bold]test accuracy {100 * report['test/acc']:.2f}%[/bold], test loss "
+        f"{report['test/loss']:.4f} on {report['test_images']:,} official test images "
+        f"({report['checkpoint']})"
+    )
+    table = Table(title="Per class", title_justify="left")
+    for col in ("class", "precision", "recall", "F1", "support"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for r in report["per_class"]:
+        table.add_row(r["class"], f"{r['precision']:.3f}", f"{r['recall']:.3f}",
+                      f"{r['f1']:.3f}", f"{r['support']:,}")
+    console.print(table)
+    if report["most_confused"]:
+        console.print("Most confused (true -> predicted):")
+        for p in report["most_confused"]:
+            console.print(f"  {p['true']} -> {p['pred']}: {p['count']} images")
+    console.print(f"Written to {out_dir}: eval.json, confusion_matrix.png, misclassified.png")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m mnistx.eval",
+        description="Evaluate a trained run's checkpoint on the official test set.",
+        epilog="Example: python -m mnistx.eval run=outputs/2026-11-23/14-02-11",
+    )
+    parser.add_argument("settings", nargs="*", help="run=<folder>, ckpt=<file>, data_dir=<folder>")
+    parser.add_argument("--out", help="write eval.json and the PNGs here (default: the run)")
+    args = parser.parse_args(argv)
+    return exit_status(lambda: evaluate(**parse_settings(args.settings), out=args.out))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""A run's pictures as matplotlib figures: image grids, confusion matrix, learning curves.
+
+Saved as PNG files and sent to TensorBoard's Images tab (SummaryWriter.add_figure) alike.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+
+def image_grid(
+    images: torch.Tensor,
+    titles: Sequence[str],
+    wrong: Sequence[bool] | None = None,
+    mean: float = 0.0,
+    std: float = 1.0,
+    title: str = "",
+    cols: int = 8,
+) -> Figure:
+    """Normalised images (N, C, H, W) with a caption each; wrong ones captioned in red."""
+    n = len(images)
+    rows = max(1, math.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.4 * cols, 1.6 * rows + 0.4), squeeze=False)
+    pixels = (images.detach().float().cpu() * std + mean).clamp(0, 1)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        img = pixels[i]
+        ax.imshow(img[0] if img.shape[0] == 1 else img.permute(1, 2, 0), cmap="gray",
+                  vmin=0, vmax=1)
+        red = wrong is not None and wrong[i]
+        ax.set_title(titles[i], fontsize=8, color="red" if red else "black")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_figure(confmat: torch.Tensor, class_names: Sequence[str]) -> Figure:
+    """Row-normalised confusion matrix (true class per row), each cell annotated."""
+    from torchmetrics.utilities.plot import plot_confusion_matrix
+
+    counts = confmat.detach().float().cpu()
+    normalised = counts / counts.sum(1, keepdim=True).clamp(min=1)
+    labels = [str(c).split(" - ")[0] for c in class_names]
+    fig, ax = plot_confusion_matrix(normalised.round(decimals=2), add_text=True, labels=labels)
+    fig.set_size_inches(8, 7)
+    ax.set_title("Confusion matrix (fraction of each true class)")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    return fig
+
+
+def curves_figure(history: dict[str, list[float]]) -> Figure:
+    """Accuracy and loss per epoch, train and validation."""
+    fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    for split in ("train", "val"):
+        for ax, name in ((acc_ax, "acc"), (loss_ax, "loss")):
+            values = history.get(f"{split}/{name}", [])
+            if values:
+                ax.plot(range(1, len(values) + 1), values, marker="o", ms=3, label=split)
+    for ax, name in ((acc_ax, "accuracy"), (loss_ax, "loss")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def save(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,99 @@
+"""The pictures a run leaves: PNG files in the run folder and TensorBoard's Images tab.
+
+  samples.png           training images with their labels (at the start)
+  curves.png            train/val accuracy and loss per epoch (at the end of training)
+  predictions.png       test images captioned "pred / true", wrong ones in red
+  misclassified.png     the most confidently wrong test images
+  confusion_matrix.png  normalised, annotated
+TensorBoard also gets the misclassified validation images after every epoch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as L
+import torch
+
+from mnistx import figures
+from mnistx.inference import captions, most_confident_mistakes, predict_probs
+
+
+class Pictures(L.Callback):
+    def __init__(self, out_dir: str, n_images: int = 32, val_images: int = 1000) -> None:
+        self.out = Path(out_dir)
+        self.n = n_images
+        self.val_images = val_images
+
+    def _writer(self, trainer: L.Trainer) -> Any:
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                return logger.experiment
+        return None
+
+    def _emit(self, trainer: L.Trainer, fig, tag: str, name: str | None, step: int) -> None:
+        """To TensorBoard (which closes the figure), and/or as a PNG file."""
+        if not trainer.is_global_zero:
+            return
+        if name:
+            fig.savefig(self.out / name, dpi=100)
+        writer = self._writer(trainer)
+        if writer is not None:
+            writer.add_figure(tag, fig, global_step=step, close=True)
+        else:
+            figures.plt.close(fig)
+
+    def _grid(self, dm, x, y, idx, probs=None, title: str = ""):
+        if probs is None:
+            titles, wrong = [f"label {int(y[i])}" for i in idx], None
+        else:
+            titles = captions(probs, y, idx)
+            wrong = [bool(probs[i].argmax() != y[i]) for i in idx]
+        return figures.image_grid(x[idx].cpu(), titles, wrong, dm.mean, dm.std, title)
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        dm = trainer.datamodule
+        dm.setup("fit")
+        x, y = dm.splits["train"]
+        idx = torch.arange(min(self.n, len(x)))
+        self._emit(trainer, self._grid(dm, x, y, idx, title="Training images"), "samples",
+                   "samples.png", 0)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        dm = trainer.datamodule
+        x, y = (t[: self.val_images] for t in dm.splits["val"])
+        probs = predict_probs(pl_module, x)
+        idx = most_confident_mistakes(probs, y, self.n)
+        if len(idx):
+            fig = self._grid(dm, x, y.cpu(), idx, probs, "Misclassified validation images")
+            self._emit(trainer, fig, "val/misclassified", None, trainer.current_epoch)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if getattr(pl_module, "history", None):
+            self._emit(trainer, figures.curves_figure(pl_module.history), "curves",
+                       "curves.png", trainer.current_epoch)
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from torchmetrics.functional.classification import multiclass_confusion_matrix
+
+        dm = trainer.datamodule
+        x, y = dm.splits["test"]
+        y = y.cpu()
+        probs = predict_probs(pl_module, x)
+        step = trainer.current_epoch
+        first = torch.arange(min(self.n, len(x)))
+        self._emit(trainer, self._grid(dm, x, y, first, probs, "Test predictions"),
+                   "test/predictions", "predictions.png", step)
+        wrong = most_confident_mistakes(probs, y, self.n)
+        if len(wrong):
+            fig = self._grid(dm, x, y, wrong, probs, "Most confidently wrong test images")
+            self._emit(trainer, fig, "test/misclassified", "misclassified.png", step)
+        confmat = multiclass_confusion_matrix(probs.argmax(1), y, num_classes=probs.shape[1])
+        names = dm.classes or [str(i) for i in range(probs.shape[1])]
+        self._emit(trainer, figures.confusion_figure(confmat, names), "test/confusion_matrix",
+                   "confusion_matrix.png", step)

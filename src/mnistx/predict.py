@@ -1,0 +1,137 @@
+"""Predict digits in your own images: `python -m mnistx.predict run=<run dir> images=<...>`.
+
+    python -m mnistx.predict run=outputs/2026-11-23/14-02-11 images=my_digits/
+    python -m mnistx.predict run=... images='scans/*.jpg' --json
+    python -m mnistx.predict ckpt=.../checkpoints/last.ckpt images=seven.png --show sheet.png
+
+`images` is a file, a folder (its PNG/JPEG/BMP/GIF/TIFF/WebP files) or a glob. Each image is
+converted to MNIST's convention (mnistx.digit_image) and normalised with the run's own
+constants. A file that cannot be used gets its own error line; the others are still
+predicted, and the exit status is 1 if any failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mnistx.errors import UserError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+def image_paths(spec: str) -> list[Path]:
+    path = Path(spec)
+    if path.is_dir():
+        found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    elif path.exists():
+        found = [path]
+    else:
+        found = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
+    if not found:
+        raise UserError(
+            f"images={spec} matches no image files. Give a file, a folder of PNG/JPEG/BMP "
+            "files, or a quoted glob such as images='digits/*.png'."
+        )
+    return found
+
+
+def _parse(settings: Sequence[str]) -> dict[str, str]:
+    from mnistx.eval import parse_settings
+
+    images = [s for s in settings if s.startswith("images=")]
+    if len(images) != 1 or images[0] == "images=":
+        raise UserError(
+            "Say which images to read, once: images=<file, folder or glob>, e.g. "
+            "python -m mnistx.predict run=outputs/2026-11-23/14-02-11 images=digits/"
+        )
+    parsed = parse_settings([s for s in settings if not s.startswith("images=")])
+    parsed["images"] = images[0].split("=", 1)[1]
+    return parsed
+
+
+def predict(
+    images: str,
+    run: str | None = None,
+    ckpt: str | None = None,
+    data_dir: str | None = None,
+    show: str | None = None,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Predictions for every usable image, and an error line for each unusable one."""
+    import torch
+
+    from mnistx.digit_image import load_digit
+    from mnistx.eval import locate, run_config
+    from mnistx.inference import predict_probs
+    from mnistx.module import ClassifierModule
+
+    paths = image_paths(images)
+    run_dir, ckpt_path = locate(run, ckpt)
+    data = run_config(run_dir, data_dir).data
+    module = ClassifierModule.load_from_checkpoint(ckpt_path, map_location="cpu")
+
+    inputs, used, errors = [], [], []
+    for path in paths:
+        try:
+            inputs.append(load_digit(path, data.mean, data.std))
+            used.append(path)
+        except UserError as e:
+            errors.append(str(e))
+    results = []
+    if inputs:
+        x = torch.stack(inputs)
+        probs = predict_probs(module, x)
+        for path, p in zip(used, probs, strict=True):
+            top = p.topk(3)
+            results.append({
+                "image": str(path),
+                "prediction": int(top.indices[0]),
+                "top3": [{"class": int(c), "probability": round(float(v), 4)}
+                         for v, c in zip(top.values, top.indices, strict=True)],
+            })
+        if show:
+            from mnistx import figures
+
+            titles = [f"{r['prediction']} ({r['top3'][0]['probability']:.2f})" for r in results]
+            fig = figures.image_grid(x, titles, None, data.mean, data.std,
+                                     "Inputs as the model saw them: prediction (probability)")
+            figures.save(fig, Path(show))
+    return results, errors
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m mnistx.predict",
+        description="Predict the digit in each image with a trained run's model.",
+        epilog="Example: python -m mnistx.predict run=outputs/2026-11-23/14-02-11 images=digits/",
+    )
+    parser.add_argument("settings", nargs="*",
+                        help="run=<folder> or ckpt=<file>, and images=<file, folder or glob>")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a list")
+    parser.add_argument("--show", metavar="PNG", help="write a sheet of the model's inputs")
+    args = parser.parse_args(argv)
+    try:
+        results, errors = predict(**_parse(args.settings), show=args.show)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"predictions": results, "errors": errors}, indent=2))
+    else:
+        for r in results:
+            top = ", ".join(f"{t['class']}: {t['probability']:.3f}" for t in r["top3"])
+            print(f"{r['image']}: {r['prediction']}   (top 3: {top})")
+        if args.show and results:
+            print(f"Inputs as the model saw them: {args.show}")
+    for e in errors:
+        print(f"error: {e}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""A run's pictures (files and TensorBoard images), its model summary, and `mnistx.eval`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import TINY_OVERRIDES, run_cli
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+WITH_PICTURES = [o for o in TINY_OVERRIDES if not o.startswith("callbacks.pictures")]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_data, tmp_path_factory) -> Path:
+    cwd = tmp_path_factory.mktemp("run")
+    run_cli(cwd, f"data.data_dir={tiny_data}", *WITH_PICTURES)
+    (run,) = (cwd / "outputs").glob("*/*")
+    return run
+
+
+def _png(path: Path) -> tuple[int, int]:
+    with Image.open(path) as img:
+        img.verify()
+        assert img.format == "PNG"
+        return img.size
+
+
+def test_run_pictures_are_files_and_tensorboard_images(trained_run):
+    for name in ("samples", "curves", "predictions", "misclassified", "confusion_matrix"):
+        width, height = _png(trained_run / f"{name}.png")
+        assert width >= 400 and height >= 250, name
+    ea = EventAccumulator(str(trained_run), size_guidance={"images": 0})
+    ea.Reload()
+    tags = set(ea.Tags()["images"])
+    assert {
+        "samples", "curves", "test/predictions", "test/misclassified", "test/confusion_matrix"
+    } <= tags
+    # The misclassified validation images are logged after every epoch (2 here).
+    assert "val/misclassified" in tags
+    assert len(ea.Images("val/misclassified")) == 2
+    assert ea.Images("test/confusion_matrix")[0].width >= 400
+
+
+def test_model_summary_file_has_shapes_and_parameter_counts(trained_run):
+    text = (trained_run / "model_summary.txt").read_text()
+    assert "In sizes" in text and "Out sizes" in text
+    assert "[2, 1, 28, 28]" in text and "[2, 10]" in text
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert f"{round(metrics['params'] / 1000)} K     Total params" in text
+    assert "| Linear " in text and "| 100 K " in text  # 784*128 + 128
+
+
+def test_eval_reproduces_the_runs_test_accuracy(trained_run, tmp_path):
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    proc = run_cli(tmp_path, f"run={trained_run}", "--out", str(tmp_path / "ev"),
+                   module="mnistx.eval")
+    report = json.loads((tmp_path / "ev" / "eval.json").read_text())
+    assert report["test/acc"] == metrics["test/acc"]  # exactly: same checkpoint, same loop
+    assert report["test/loss"] == pytest.approx(metrics["test/loss"], rel=1e-6)
+    assert report["checkpoint"].endswith("best.ckpt") and report["test_images"] == 200
+    per_class = report["per_class"]
+    assert len(per_class) == 10 and sum(r["support"] for r in per_class) == 200
+    recall = sum(r["recall"] * r["support"] for r in per_class) / 200
+    assert recall == pytest.approx(report["test/acc"], abs=1e-6)
+    for pair in report["most_confused"]:
+        assert pair["true"] != pair["pred"] and pair["count"] > 0
+    assert f"test accuracy {100 * metrics['test/acc']:.2f}%" in proc.stdout
+    assert "Per class" in proc.stdout
+    for name in ("confusion_matrix.png", "misclassified.png"):
+        _png(tmp_path / "ev" / name)
+
+
+def test_eval_of_another_checkpoint_by_path(trained_run, tmp_path):
+    ckpt = trained_run / "checkpoints" / "last.ckpt"
+    run_cli(tmp_path, f"ckpt={ckpt}", "--out", str(tmp_path), module="mnistx.eval")
+    report = json.loads((tmp_path / "eval.json").read_text())
+    assert report["checkpoint"] == str(ckpt) and report["run"] == str(trained_run)
+    assert 0 <= report["test/acc"] <= 1
+
+
+@pytest.mark.parametrize(
+    "args,text",
+    [
+        ([], "Say which run to evaluate"),
+        (["run=nowhere"], "Run folder nowhere does not exist"),
+        (["ckpt=nothing.ckpt"], "Checkpoint nothing.ckpt does not exist"),
+        (["model=cnn"], "Cannot read 'model=cnn'"),
+    ],
+)
+def test_eval_user_errors(tmp_path, args, text):
+    proc = run_cli(tmp_path, *args, module="mnistx.eval", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error:") and text in proc.stderr

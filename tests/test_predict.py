@@ -1,0 +1,118 @@
+"""`mnistx.predict` on users' images: MNIST-style preprocessing and per-file errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_OVERRIDES, run_cli
+from PIL import Image, ImageDraw
+from torchvision.datasets import MNIST
+
+from mnistx.digit_image import load_gray, to_mnist
+from mnistx.errors import UserError
+
+
+def _blob(size=(90, 60), box=(50, 10, 80, 50), ink=0, paper=255) -> Image.Image:
+    img = Image.new("L", size, paper)
+    ImageDraw.Draw(img).ellipse(box, fill=ink)
+    return img
+
+
+def _centre_of_mass(a: np.ndarray) -> tuple[float, float]:
+    ys, xs = np.indices(a.shape)
+    return (ys * a).sum() / a.sum(), (xs * a).sum() / a.sum()
+
+
+def test_to_mnist_inverts_crops_scales_and_centres(tmp_path):
+    _blob().save(tmp_path / "blob.png")  # dark ellipse on light paper, off-centre, 30x40
+    out = to_mnist(load_gray(tmp_path / "blob.png"))
+    assert out.shape == (28, 28) and out.max() == pytest.approx(1.0, abs=0.05)
+    assert out[0].max() == 0 and out[:, 0].max() == 0  # black background: it was inverted
+    rows, cols = np.nonzero(out > 0.2)
+    assert rows.max() - rows.min() + 1 <= 20 and cols.max() - cols.min() + 1 <= 20
+    assert rows.max() - rows.min() + 1 >= 18  # the longer side (height) fills the 20 px box
+    cy, cx = _centre_of_mass(out)
+    assert abs(cy - 14) < 1 and abs(cx - 14) < 1
+    # Light-on-dark input gives the same picture without inversion.
+    _blob(ink=255, paper=0).save(tmp_path / "blob2.png")
+    assert np.abs(to_mnist(load_gray(tmp_path / "blob2.png")) - out).max() < 0.02
+
+
+def test_bad_files_are_user_errors(tmp_path):
+    (tmp_path / "notes.png").write_text("not an image")
+    with pytest.raises(UserError, match="notes.png: not an image"):
+        load_gray(tmp_path / "notes.png")
+    Image.new("L", (40, 40), 255).save(tmp_path / "blank.png")
+    with pytest.raises(UserError, match="no digit found"):
+        to_mnist(load_gray(tmp_path / "blank.png"), "blank.png")
+
+
+def _variants(digit: np.ndarray, i: int) -> dict[str, Image.Image]:
+    """The same MNIST digit as people photograph and save them."""
+    img = Image.fromarray(digit)
+    canvas = Image.new("L", (120, 90), 0)
+    canvas.paste(img, (80, 5))
+    rgb = Image.fromarray(255 - digit).resize((56, 56), Image.Resampling.BICUBIC).convert("RGB")
+    return {
+        "inverted": Image.fromarray(255 - digit),
+        "large": img.resize((84, 84), Image.Resampling.BILINEAR),
+        "offcentre": canvas,
+        "rgbjpeg": rgb,
+    }
+
+
+@pytest.mark.slow
+def test_predictions_survive_what_photos_do_to_digits(mnist_dir, tmp_path):
+    run_cli(tmp_path, f"data.data_dir={mnist_dir}", "trainer.max_epochs=1",
+            *[o for o in TINY_OVERRIDES if o.startswith(("trainer.enable", "callbacks"))])
+    (run,) = (tmp_path / "outputs").glob("*/*")
+
+    test = MNIST(str(mnist_dir), train=False)
+    n = 60
+    digits = test.data[:n].numpy()
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, digit in enumerate(digits):
+        for kind, img in _variants(digit, i).items():
+            suffix = "jpg" if kind == "rgbjpeg" else "png"
+            img.save(folder / f"{i:03d}_{kind}.{suffix}", quality=90)
+    (folder / "zz_notes.png").write_text("not an image")
+
+    # What the model says about the untouched 28x28 digits.
+    from mnistx.inference import predict_probs
+    from mnistx.module import ClassifierModule
+
+    module = ClassifierModule.load_from_checkpoint(run / "checkpoints" / "best.ckpt")
+    x = (torch.from_numpy(digits).float().div(255) - 0.1307).div(0.3081).unsqueeze(1)
+    reference = predict_probs(module, x).argmax(1).tolist()
+
+    proc = run_cli(tmp_path, f"run={run}", f"images={folder}", "--json",
+                   "--show", str(tmp_path / "sheet.png"), module="mnistx.predict", check=False)
+    assert proc.returncode == 1  # one file failed ...
+    out = json.loads(proc.stdout)
+    assert len(out["errors"]) == 1 and "zz_notes.png: not an image" in out["errors"][0]
+    assert "error: " in proc.stderr and "Traceback" not in proc.stderr
+    assert len(out["predictions"]) == 4 * n  # ... and every other one was predicted
+    agree: dict[str, list[bool]] = {}
+    for r in out["predictions"]:
+        i, kind = Path(r["image"]).stem.split("_")
+        agree.setdefault(kind, []).append(r["prediction"] == reference[int(i)])
+        probs = [t["probability"] for t in r["top3"]]
+        assert probs == sorted(probs, reverse=True) and sum(probs) <= 1.0001
+    for kind, hits in agree.items():
+        assert sum(hits) / len(hits) >= 0.85, (kind, sum(hits))
+    with Image.open(tmp_path / "sheet.png") as sheet:
+        assert sheet.format == "PNG" and sheet.width >= 400
+
+
+def test_predict_user_errors(tmp_path):
+    proc = run_cli(tmp_path, "run=nowhere", module="mnistx.predict", check=False)
+    assert proc.returncode == 1 and "images=<file, folder or glob>" in proc.stderr
+    proc = run_cli(tmp_path, "run=nowhere", "images=none/*.png", module="mnistx.predict",
+                   check=False)
+    assert proc.returncode == 1 and "matches no image files" in proc.stderr
+    assert "Traceback" not in proc.stderr
