@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 import subprocess
 import sys
@@ -60,7 +61,8 @@ def tiny_data(tmp_path_factory) -> Path:
 
 
 def run_cli(
-    cwd: Path, *args: str, check: bool = True, module: str = "mnistx.train"
+    cwd: Path, *args: str, check: bool = True, module: str = "mnistx.train",
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
     """`python -m mnistx.train ARGS` (or another module) as a user runs it, in `cwd`."""
     proc = subprocess.run(
@@ -69,6 +71,7 @@ def run_cli(
         capture_output=True,
         text=True,
         timeout=300,
+        env={**os.environ, **(env or {})},
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")

@@ -44,6 +44,11 @@ def test_single_run_end_to_end(tiny_data, tmp_path):
         (["model.activation=swish"], "Valid values for model.activation"),
         (["trainer.accelerator=gpu"], "gpu not available on this machine"),
         (["data.val_size=600"], "data.val_size=600 is out of range"),
+        (["data.val_size=-1"], "data.val_size=-1 must be a positive integer"),
+        (["data.batch_size=0"], "data.batch_size=0 must be a positive integer"),
+        (["data.batch_size=100000"], "larger than the training split"),
+        (["trainer.max_epochs=0"], "trainer.max_epochs=0 must be an integer >= 1"),
+        (["optimizer=sgd", "optimizer.lr=1e8"], "Training diverged"),
     ],
 )
 def test_user_errors_exit_1_with_one_message(tiny_data, tmp_path, args, text):
@@ -52,6 +57,10 @@ def test_user_errors_exit_1_with_one_message(tiny_data, tmp_path, args, text):
     if "gpu" in args[0] and torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     args = [a.format(missing=tmp_path / "missing") for a in args]
+    # Files already there stay untouched by a failing run.
+    keep = tmp_path / "outputs" / "notes.txt"
+    keep.parent.mkdir()
+    keep.write_text("mine")
     data = [] if "data.data_dir" in args[0] else [f"data.data_dir={tiny_data}"]
     proc = run_cli(tmp_path, *data, *TINY_OVERRIDES, *args, check=False)
     assert proc.returncode == 1
@@ -62,13 +71,25 @@ def test_user_errors_exit_1_with_one_message(tiny_data, tmp_path, args, text):
     (metrics,) = (tmp_path / "outputs").glob("*/*/metrics.json")
     status = "skipped" if "not available" in text else "failed"
     assert json.loads(metrics.read_text())["status"] == status
+    assert keep.read_text() == "mine"
 
 
-def test_unknown_group_option_is_hydras_short_message(tmp_path):
-    proc = run_cli(tmp_path, "model=transformer", check=False)
+@pytest.mark.parametrize(
+    "override,listed",
+    [
+        ("model=transformer", "cnn"),
+        ("optimizer=adamx", "sgd_momentum"),
+        ("loss=hinge", "cross_entropy"),
+        ("data=cifar10", "fashion_mnist"),
+    ],
+)
+def test_unknown_names_get_hydras_short_message_listing_the_options(tmp_path, override, listed):
+    proc = run_cli(tmp_path, override, check=False)
+    group, name = override.split("=")
     assert proc.returncode == 1
-    assert "Could not find 'model/transformer'" in proc.stderr and "cnn" in proc.stderr
+    assert f"Could not find '{group}/{name}'" in proc.stderr and listed in proc.stderr
     assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path):

@@ -94,3 +94,15 @@ def test_eval_user_errors(tmp_path, args, text):
     proc = run_cli(tmp_path, *args, module="mnistx.eval", check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error:") and text in proc.stderr
+
+
+def test_eval_and_predict_reject_a_corrupt_checkpoint(trained_run, tmp_path):
+    bad = tmp_path / "checkpoints" / "best.ckpt"
+    bad.parent.mkdir()
+    bad.write_bytes((trained_run / "checkpoints" / "best.ckpt").read_bytes()[:1000])
+    for module, extra in (("mnistx.eval", []), ("mnistx.predict", ["images=x.png"])):
+        (tmp_path / "x.png").write_bytes((trained_run / "samples.png").read_bytes())
+        proc = run_cli(tmp_path, f"ckpt={bad}", f"run={trained_run}", *extra, module=module,
+                       check=False)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr
+        assert "Cannot read checkpoint" in proc.stderr

@@ -10,7 +10,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mnistx.datamodule import MNISTDataModule
-from mnistx.errors import UserError
+from mnistx.errors import DivergedError, UserError
 from mnistx.module import ClassifierModule
 from mnistx.train import train
 
@@ -148,3 +148,11 @@ def test_bad_values_are_user_errors(make_cfg, override, text):
         pytest.skip("this machine has a GPU")
     with pytest.raises(UserError, match=text.replace(".", r"\.")):
         train(make_cfg(override))
+
+
+def test_a_nan_loss_stops_training_at_once(make_cfg):
+    cfg = make_cfg("optimizer=sgd", "optimizer.lr=1e8", "data.batch_size=8")
+    with pytest.raises(DivergedError, match=r"at step (\d+) of epoch 1 \(optimizer.lr=") as e:
+        train(cfg)
+    step = int(e.value.args[0].split("at step ")[1].split()[0])
+    assert step < 500 // 8  # well before the end of the first epoch

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import statistics
 import sys
@@ -22,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mnistx.errors import UserError, exit_status
+from mnistx.report import write_text
 from mnistx.sweep import parse_overrides
 
 SEED = "seed"
@@ -151,15 +153,16 @@ def write_reports(rows: list[dict[str, Any]], params: Sequence[str], out: Path) 
     for row in rows:
         cells = [c.replace("|", "/") for c in _cells(row, params)]
         lines.append("| " + " | ".join(cells) + " |")
-    (out / "comparison.md").write_text("\n".join(lines) + "\n")
+    write_text(out / "comparison.md", "\n".join(lines) + "\n")
 
     columns = [*params, "val/acc_best", "val/acc_best std", "test/acc", "test/acc std",
                "best_epoch", "seconds_per_epoch", "params", "seeds", "status", "reason"]
-    with open(out / "comparison.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow(["" if row.get(c) is None else row[c] for c in columns])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if row.get(c) is None else row[c] for c in columns])
+    write_text(out / "comparison.csv", buffer.getvalue())
 
 
 def print_table(rows: list[dict[str, Any]], params: Sequence[str], title: str) -> None:

@@ -65,6 +65,9 @@ def locate(run: str | None, ckpt: str | None) -> tuple[Path, Path]:
                 "last.ckpt). Was the run trained with checkpointing on? Or pass ckpt=<file>."
             )
         ckpt_path = found[0]
+    from mnistx.resume import check_checkpoint
+
+    check_checkpoint(ckpt_path)
     if not (run_dir / ".hydra" / "config.yaml").is_file():
         raise UserError(
             f"{run_dir} holds no .hydra/config.yaml, so the run's own data and model settings "

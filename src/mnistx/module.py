@@ -70,6 +70,11 @@ class ClassifierModule(L.LightningModule):
         loss = self.criterion(logits, y)
         if split == "train":
             self._epoch_outputs.append((loss.detach(), logits.detach().argmax(1), y))
+            # On the CPU the check is free; on a GPU it would sync every step, so there the
+            # epoch-end check below catches it.
+            if loss.device.type == "cpu" and not torch.isfinite(loss):
+                self._diverged(loss, f"at step {len(self._epoch_outputs)} of epoch "
+                               f"{self.current_epoch + 1}")
         else:
             getattr(self, f"{split}_loss").update(loss, len(y))
             getattr(self, f"{split}_acc").update(logits.argmax(1), y)
@@ -96,11 +101,6 @@ class ClassifierModule(L.LightningModule):
     def test_step(self, batch, batch_idx: int) -> None:
         self._step("test", batch)
 
-    def on_train_start(self) -> None:
-        # The sanity-check batches must not count towards the best validation accuracy.
-        self.val_acc_best.reset()
-        self.best_epoch = -1
-
     def on_train_epoch_start(self) -> None:
         self._epoch_outputs = []
 
@@ -113,12 +113,15 @@ class ClassifierModule(L.LightningModule):
             self._epoch_outputs = []
         loss = self._log_epoch("train")["train/loss"]
         if not torch.isfinite(loss):
-            lr = self.hparams.optimizer.get("lr")
-            raise DivergedError(
-                f"Training diverged: train/loss is {float(loss)} after epoch "
-                f"{self.current_epoch + 1} (optimizer.lr={lr}). Lower optimizer.lr, or try "
-                "+trainer.gradient_clip_val=1.0."
-            )
+            self._diverged(loss, f"in epoch {self.current_epoch + 1}")
+
+    def _diverged(self, loss: torch.Tensor, where: str) -> None:
+        lr, value = self.hparams.optimizer.get("lr"), float(loss.detach())
+        raise DivergedError(
+            f"Training diverged: train/loss became {value} {where} (optimizer.lr={lr}; "
+            "a too-high learning rate is the usual cause). Lower optimizer.lr, or try "
+            "+trainer.gradient_clip_val=1.0. Checkpoints of earlier epochs are kept."
+        )
 
     def on_validation_epoch_end(self) -> None:
         acc = self._log_epoch("val")["val/acc"]
@@ -134,10 +137,24 @@ class ClassifierModule(L.LightningModule):
         self._log_epoch("test")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["mnistx_history"] = self.history
+        # What Lightning does not keep but an exact resume needs: the best-so-far (torchmetrics
+        # states are not saved), the curves, and the RNG that dropout draws from.
+        checkpoint["mnistx"] = {
+            "history": self.history,
+            "best_epoch": self.best_epoch,
+            "val_acc_best": float(self.val_acc_best.compute()) if self.best_epoch >= 0 else None,
+            "torch_rng": torch.get_rng_state(),
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.history = checkpoint.get("mnistx_history", {})
+        state = checkpoint.get("mnistx", {})
+        self.history = state.get("history", {})
+        self.best_epoch = state.get("best_epoch", -1)
+        self.val_acc_best.reset()
+        if state.get("val_acc_best") is not None:
+            self.val_acc_best.update(torch.tensor(state["val_acc_best"]))
+        if state.get("torch_rng") is not None:
+            torch.set_rng_state(state["torch_rng"])
 
     def configure_optimizers(self) -> Any:
         optimizer = instantiate(self.hparams.optimizer)(params=self.parameters())

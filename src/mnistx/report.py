@@ -12,18 +12,21 @@ from rich.console import Console
 from rich.table import Table
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
+def write_text(path: Path, text: str) -> None:
     """Write to a temporary file, then rename: a kill never leaves a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def _fmt(value: Any, pct: bool = False) -> str:

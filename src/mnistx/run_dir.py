@@ -32,14 +32,20 @@ def unique_dir(path: str) -> str:
 
 
 def register_resolvers() -> None:
-    """Make ${unique_dir:...} and ${job_dirname:...} available to Hydra configs.
+    """Make the run-folder resolvers (unique_dir, job_dirname, run_dir, config_subdir)
+    available to Hydra configs.
 
     Cached in the config (use_cache): Hydra copies that cache into each sweep job's config, so
     a joblib worker or SLURM job resolves the sweep folder the launcher claimed, not a new one.
     """
+    from mnistx.resume import config_subdir, run_dir
     from mnistx.sweep import job_dirname
 
     if not OmegaConf.has_resolver("unique_dir"):
         OmegaConf.register_new_resolver("unique_dir", unique_dir, use_cache=True)
     if not OmegaConf.has_resolver("job_dirname"):
         OmegaConf.register_new_resolver("job_dirname", job_dirname, use_cache=True)
+    if not OmegaConf.has_resolver("run_dir"):
+        OmegaConf.register_new_resolver("run_dir", run_dir, use_cache=True)
+    if not OmegaConf.has_resolver("config_subdir"):
+        OmegaConf.register_new_resolver("config_subdir", config_subdir, use_cache=True)

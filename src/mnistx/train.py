@@ -86,8 +86,10 @@ def train(
     overrides: Sequence[str] = (),
     choices: dict[str, str] | None = None,
     extra_callbacks: Sequence[Any] = (),
+    ckpt_path: Path | None = None,
 ) -> dict[str, Any]:
-    """Fit, test the best checkpoint, write metrics.json and return its contents.
+    """Fit (from `ckpt_path` when resuming), test the best checkpoint, write metrics.json and
+    return its contents.
 
     `extra_callbacks` (Lightning callbacks) are for programs that drive mnistx, e.g. benchmarks.
     """
@@ -135,11 +137,19 @@ def train(
         raise UserError(
             f"Invalid trainer settings: {cause} Check the trainer.* overrides."
         ) from None
-    log_hparams(logger, flat_hparams(cfg, choices))
-    _write_model_summary(module, out / "model_summary.txt")
+    rank_zero = trainer.is_global_zero  # under DDP, rank 0 alone writes the run's files
+    if ckpt_path is None and rank_zero:  # a resumed run has them from its start
+        log_hparams(logger, flat_hparams(cfg, choices))
+        _write_model_summary(module, out / "model_summary.txt")
     _skip_per_step_nvml_check(cfg.trainer.get("strategy", "auto"))
 
-    trainer.fit(module, datamodule=datamodule)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    except SystemExit:
+        if trainer.interrupted:  # Lightning exits after shutting down gracefully on Ctrl-C
+            _mark_interrupted(out, overrides, trainer.current_epoch, dict(module.history))
+            sys.exit(130)
+        raise
     history = dict(module.history)  # before testing loads the best checkpoint's copy
     epochs = trainer.current_epoch  # completed epochs
     train_seconds = timer.time_elapsed("train")
@@ -169,8 +179,9 @@ def train(
         "output_dir": str(out),
         "history": history,
     }
-    write_json(out / "metrics.json", metrics)
-    print_summary(metrics)
+    if rank_zero:
+        write_json(out / "metrics.json", metrics)
+        print_summary(metrics)
     return metrics
 
 
@@ -188,6 +199,47 @@ def _fail(out: Path, overrides: Sequence[str], reason: str, status: str = "faile
             "output_dir": str(out),
         },
     )
+
+
+def _mark_interrupted(
+    out: Path, overrides: Sequence[str], epoch: int, history: dict[str, Any]
+) -> None:
+    from mnistx.report import write_json
+
+    write_json(
+        out / "metrics.json",
+        {
+            "status": "interrupted",
+            "reason": f"stopped by Ctrl-C during epoch {epoch + 1}; continue it with: "
+            f"python -m mnistx.train resume={out}",
+            "epochs": epoch,
+            "overrides": list(overrides),
+            "output_dir": str(out),
+            "history": history,
+        },
+    )
+    print(f"interrupted: continue with python -m mnistx.train resume={out}", file=sys.stderr)
+
+
+def _ddp_ranks_join_this_job(hc: Any, overrides: Sequence[str]) -> None:
+    """Lightning starts DDP ranks 1.. by re-running this command line with
+    hydra.run.dir=<HydraConfig run.dir>. In a sweep job that would re-run the whole multirun
+    and claim a fresh folder; make it run this one job, in this job's folder."""
+    from omegaconf import read_write
+
+    sys.argv = [sys.argv[0], *overrides]
+    with read_write(hc.run):
+        hc.run.dir = hc.runtime.output_dir
+
+
+def _end_ddp_job() -> None:
+    """The next sweep job starts its own process group, on a fresh port, with fresh ranks."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+    for key in ("MASTER_PORT", "WORLD_SIZE", "NODE_RANK", "LOCAL_RANK"):
+        os.environ.pop(key, None)
 
 
 def _threads_per_job(launcher: DictConfig) -> int | None:
@@ -215,6 +267,8 @@ def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from mnistx.resume import resumed
+
     hc = HydraConfig.get()
     overrides = list(hc.overrides.task)
     out = Path(cfg.output_dir)
@@ -222,11 +276,23 @@ def main(cfg: DictConfig) -> float | None:
     if sweep and cfg.get("threads") is None:
         with open_dict(cfg):
             cfg.threads = _threads_per_job(hc.launcher)
+    ddp_job = sweep and "ddp" in str(cfg.trainer.get("strategy", ""))
+    if ddp_job:
+        _ddp_ranks_join_this_job(hc, overrides)
     start = time.time()
     # In a sweep, a job that cannot run or fails is recorded (status skipped / failed, with
     # the reason) and returns None; the other jobs go on. A single run exits non-zero.
     try:
-        metrics = train(cfg, overrides, dict(hc.runtime.choices))
+        resume = resumed(cfg, overrides)
+    except UserError as e:  # the run being resumed keeps its metrics.json as it was
+        _report_user_error(e)
+        sys.exit(1)
+    if resume is not None:
+        cfg, ckpt = resume
+        log.info("Resuming %s from %s", out, ckpt)
+    try:
+        metrics = train(cfg, overrides, dict(hc.runtime.choices),
+                        ckpt_path=resume[1] if resume else None)
     except UserError as e:
         skipped = isinstance(e, UnavailableError)
         _fail(out, overrides, str(e), status="skipped" if skipped else "failed")
@@ -240,6 +306,9 @@ def main(cfg: DictConfig) -> float | None:
             raise
         log.exception("job failed; the sweep goes on (outputs in %s)", out)
         return None
+    finally:
+        if ddp_job:
+            _end_ddp_job()
     log.info("finished in %.1f s; outputs in %s", time.time() - start, out)
     return metrics.get("val/acc_best")
 
