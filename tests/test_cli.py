@@ -48,6 +48,7 @@ def test_single_run_end_to_end(tiny_data, tmp_path):
         (["data.batch_size=0"], "data.batch_size=0 must be a positive integer"),
         (["data.batch_size=100000"], "larger than the training split"),
         (["trainer.max_epochs=0"], "trainer.max_epochs=0 must be an integer >= 1"),
+        (["trainer.accelerator=cpu", "trainer.devices=1000"], "trainer.devices=1000, but"),
         (["optimizer=sgd", "optimizer.lr=1e8"], "Training diverged"),
     ],
 )

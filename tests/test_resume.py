@@ -13,7 +13,7 @@ import pytest
 from conftest import TINY_OVERRIDES, run_cli
 
 # Small batches and dropout: many steps per epoch, and RNG that must be restored.
-ARGS = [*TINY_OVERRIDES, "data.batch_size=8", "trainer.max_epochs=4", "model.dropout=0.2"]
+ARGS = [*TINY_OVERRIDES, "data.batch_size=8", "trainer.max_epochs=12", "model.dropout=0.2"]
 SAME = ("test/acc", "test/loss", "val/acc_best", "best_epoch", "train/loss", "val/loss",
         "train/acc", "val/acc", "epochs")
 
@@ -31,7 +31,7 @@ def _wait_for_epoch(cwd: Path, proc: subprocess.Popen) -> Path:
     while time.time() < deadline:
         found = list((cwd / "outputs").glob("*/*/checkpoints/last.ckpt"))
         if found:
-            time.sleep(0.3)  # into the next epoch
+            time.sleep(0.1)  # into the next epoch
             return found[0].parents[1]
         assert proc.poll() is None, proc.stderr.read()
         time.sleep(0.05)

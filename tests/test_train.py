@@ -156,3 +156,19 @@ def test_a_nan_loss_stops_training_at_once(make_cfg):
         train(cfg)
     step = int(e.value.args[0].split("at step ")[1].split()[0])
     assert step < 500 // 8  # well before the end of the first epoch
+
+
+def test_target_acc_stops_at_the_first_epoch_reaching_it(make_cfg):
+    metrics = train(make_cfg("trainer.max_epochs=30", "target_acc=0.5"))
+    curve = metrics["history"]["val/acc"]
+    assert metrics["reached_target"] and curve[-1] >= 0.5
+    assert all(acc < 0.5 for acc in curve[:-1])  # no earlier epoch had reached it
+    assert metrics["epochs"] == len(curve) < 30
+    assert 0 < metrics["seconds_to_target"] <= metrics["train_seconds"]
+    assert metrics["test/acc"] is not None
+
+
+def test_target_acc_not_reached_trains_all_epochs(make_cfg):
+    metrics = train(make_cfg("trainer.max_epochs=2", "target_acc=1.0"))
+    assert metrics["epochs"] == 2 and metrics["reached_target"] is False
+    assert metrics["seconds_to_target"] is None

@@ -51,3 +51,26 @@ def check_accelerator(accelerator: str) -> None:
             f"trainer.accelerator={accelerator}: mps not available on this machine (it needs "
             "Apple silicon with macOS 12.3+). Use trainer.accelerator=cpu, or auto."
         )
+
+
+def check_devices(accelerator: str, devices: object) -> None:
+    """More devices than the machine has: one line instead of Lightning's traceback (GPUs) or
+    hundreds of competing processes (CPU)."""
+    import os
+
+    import torch
+
+    if not isinstance(devices, int) or isinstance(devices, bool) or devices < 1:
+        return  # "auto", device lists and bad values are Lightning's to judge
+    name = str(accelerator).lower()
+    if name in ("gpu", "cuda") or (name == "auto" and torch.cuda.is_available()):
+        available, what = torch.cuda.device_count(), "GPU(s)"
+    elif name in ("cpu", "auto"):
+        available, what = os.cpu_count() or 1, "CPU cores"
+    else:
+        return
+    if devices > available:
+        raise UserError(
+            f"trainer.devices={devices}, but this machine has {available} {what}. Use "
+            f"trainer.devices={available} or fewer (on CPUs each device is one process)."
+        )

@@ -56,6 +56,12 @@ def print_summary(metrics: dict[str, Any], console: Console | None = None) -> No
             f"{metrics.get('train_seconds', 0):.1f} s on {metrics.get('accelerator')}",
         ),
         ("parameters", _fmt(metrics.get("params"))),
+        *(
+            [("time to target", f"{metrics['seconds_to_target']:.1f} s to val/acc >= "
+              f"{metrics['target_acc']}" if metrics["reached_target"]
+              else f"not reached ({metrics['target_acc']})")]
+            if "target_acc" in metrics else []
+        ),
         ("outputs", str(metrics.get("output_dir"))),
     ]
     for k, v in rows:

@@ -81,6 +81,30 @@ def _write_model_summary(module: Any, path: Path) -> None:
     path.write_text(str(ModelSummary(module, max_depth=-1)) + "\n")
 
 
+def _time_to_target(target: float | None, fit: dict[str, float], seconds: float) -> dict:
+    if target is None:
+        return {}
+    reached = fit.get("val/acc_best", 0.0) >= target
+    return {
+        "target_acc": target,
+        "reached_target": reached,
+        "seconds_to_target": round(seconds, 3) if reached else None,
+    }
+
+
+def _stop_at(target: float) -> Any:
+    """Lightning's EarlyStopping used as a finish line: stop at the first validation whose
+    val/acc reaches `target`, never for lack of improvement."""
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    if not 0 < target <= 1:
+        raise UserError(f"target_acc={target} must be an accuracy in (0, 1], e.g. 0.99")
+    return EarlyStopping(
+        monitor="val/acc", mode="max", stopping_threshold=target, patience=10**9,
+        check_on_train_epoch_end=False, verbose=False,
+    )
+
+
 def train(
     cfg: DictConfig,
     overrides: Sequence[str] = (),
@@ -93,7 +117,7 @@ def train(
 
     `extra_callbacks` (Lightning callbacks) are for programs that drive mnistx, e.g. benchmarks.
     """
-    from mnistx.checks import check_accelerator, check_config
+    from mnistx.checks import check_accelerator, check_config, check_devices
 
     check_config(cfg)
     import lightning.pytorch as L
@@ -109,6 +133,7 @@ def train(
 
     _quiet_libraries()
     check_accelerator(cfg.trainer.accelerator)
+    check_devices(cfg.trainer.accelerator, cfg.trainer.get("devices"))
     out = Path(cfg.output_dir)
     if cfg.get("threads"):
         torch.set_num_threads(cfg.threads)
@@ -127,6 +152,8 @@ def train(
         for name, c in cfg.callbacks.items()
         if c and (name != "progress_bar" or cfg.trainer.get("enable_progress_bar", True))
     ] + [timer, *extra_callbacks]
+    if cfg.get("target_acc") is not None:
+        callbacks.append(_stop_at(cfg.target_acc))
     logger = instantiate(cfg.logger)
     try:
         trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
@@ -173,6 +200,7 @@ def train(
         "accelerator": trainer.strategy.root_device.type,
         **{k: fit_metrics.get(k) for k in ("train/loss", "train/acc", "val/loss", "val/acc")},
         "best_checkpoint": best or None,
+        **_time_to_target(cfg.get("target_acc"), fit_metrics, train_seconds),
         "threads": torch.get_num_threads(),
         "overrides": list(overrides),
         "swept": swept_values(overrides),
