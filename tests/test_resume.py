@@ -13,7 +13,7 @@ import pytest
 from conftest import TINY_OVERRIDES, run_cli
 
 # Small batches and dropout: many steps per epoch, and RNG that must be restored.
-ARGS = [*TINY_OVERRIDES, "data.batch_size=8", "trainer.max_epochs=12", "model.dropout=0.2"]
+ARGS = [*TINY_OVERRIDES, "data.batch_size=2", "trainer.max_epochs=6", "model.dropout=0.2"]
 SAME = ("test/acc", "test/loss", "val/acc_best", "best_epoch", "train/loss", "val/loss",
         "train/acc", "val/acc", "epochs")
 
