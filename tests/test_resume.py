@@ -22,6 +22,9 @@ def _start(cwd: Path, data: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "mnistx.train", f"data.data_dir={data}", *ARGS],
         cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        # As in a terminal: a background shell job (e.g. CI started with `&`) inherits an
+        # ignored SIGINT, and Python then never raises KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
@@ -46,7 +49,7 @@ def uninterrupted(tiny_data, tmp_path_factory) -> dict:
     return json.loads(metrics.read_text())
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "ctrl_c"])
 def test_resume_after_kill_or_ctrl_c_equals_an_uninterrupted_run(
     tiny_data, tmp_path, uninterrupted, sig
 ):
