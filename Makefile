@@ -10,7 +10,7 @@ help:
 	@echo "make train [ARGS='model=cnn optimizer=adam']  train (default: MLP on MNIST)"
 	@echo "make test                                     lint + the whole test suite"
 	@echo "make test-fast                                tests without the real-data ones"
-	@echo "make bench                                    epoch-time benchmark (bench/RESULTS.md)"
+	@echo "make bench                                    epoch-time and time-to-99% benchmarks (bench/*.md)"
 	@echo "make tensorboard                              serve outputs/ in TensorBoard"
 
 $(BIN)/python:
@@ -43,6 +43,7 @@ test-fast: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/epoch_time.py $(ARGS)
+	$(BIN)/python bench/time_to_accuracy.py
 
 tensorboard: $(VENV)/.installed
 	$(BIN)/tensorboard --logdir outputs $(ARGS)

@@ -5,7 +5,9 @@ For the default MLP and the default CNN at batch 128, in one process, times trai
   mnistx    the real Trainer, callbacks, logging and progress bar, as `python -m mnistx.train`
   loop      a minimal PyTorch loop over the same pre-normalised in-memory tensors
   pipeline  torchvision MNIST + per-sample ToTensor/Normalize + DataLoader (the tutorials)
-and prints the ratios, writing them as a Markdown table to bench/RESULTS.md. mnistx and the
+and, for the MLP, a bare LightningModule (same net and tensors, every callback, logger and
+progress bar off): the floor that Lightning's own loop sets on this machine.
+It prints the ratios and writes them as a Markdown table to bench/RESULTS.md. mnistx and the
 loop run in alternating adjacent epochs, so drift in the machine's speed hits both alike.
 
     python bench/epoch_time.py [--epochs 6] [--models mlp,cnn] [--data-dir data]
@@ -28,6 +30,7 @@ from hydra.utils import instantiate
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
+from mnistx.models import build_network
 from mnistx.train import compose_config, train
 
 BATCH = 128
@@ -53,6 +56,8 @@ class PairedClock(L.Callback):
         self.ours.append(time.perf_counter() - self._t)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:  # after validation, grad on
+        if len(self.ours) == len(self.loop):  # no validation this epoch
+            self.ours.append(time.perf_counter() - self._t)
         self.loop.append(self.loop_epoch())
 
 
@@ -87,7 +92,7 @@ def hand_loop(cfg):
     dm.setup()
     x, y = dm.splits["train"]
     torch.manual_seed(cfg.seed)
-    net = instantiate(cfg.model)
+    net = build_network(cfg.model)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
 
     def batches():
@@ -105,13 +110,50 @@ def time_paired(cfg) -> tuple[list[float], list[float]]:
     return clock.ours, clock.loop
 
 
+class BareModule(L.LightningModule):
+    """The least a LightningModule can be: forward, loss, one optimizer."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return F.cross_entropy(self.net(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+
+def time_bare_lightning(cfg) -> tuple[list[float], list[float]]:
+    dm = instantiate(cfg.data)
+    dm.prepare_data()
+    dm.setup()
+    clock = PairedClock(hand_loop(cfg))
+    torch.manual_seed(cfg.seed)
+    trainer = L.Trainer(
+        accelerator="cpu", max_epochs=cfg.trainer.max_epochs, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        callbacks=[clock],
+    )
+    trainer.fit(BareModule(build_network(cfg.model)), train_dataloaders=dm.train_dataloader())
+    return clock.ours, clock.loop
+
+
+def _paired(times: tuple[list[float], list[float]]) -> tuple[float, float, float]:
+    """Medians of both, and the median ratio of pairs; the first pair warms up."""
+    ours, loop = times[0][1:], times[1][1:]
+    ratio = statistics.median(o / h for o, h in zip(ours, loop, strict=True))
+    return statistics.median(ours), statistics.median(loop), ratio
+
+
 def time_pipeline(cfg, epochs: int) -> list[float]:
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
     ds = datasets.MNIST(cfg.data.data_dir, train=True, transform=tf)
     ds = Subset(ds, range(len(ds) - cfg.data.val_size))  # same number of samples as the others
     loader = DataLoader(ds, batch_size=BATCH, shuffle=True)
     torch.manual_seed(cfg.seed)
-    net = instantiate(cfg.model)
+    net = build_network(cfg.model)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     return [_run_epoch(net, opt, lambda: loader) for _ in range(epochs)]
 
@@ -130,15 +172,14 @@ def main() -> None:
     for model in args.models.split(","):
         with tempfile.TemporaryDirectory() as out:
             cfg = _cfg(model, args.data_dir, out, args.epochs + 1)
-            ours_t, loop_t = time_paired(cfg)
-        ours_t, loop_t = ours_t[1:], loop_t[1:]  # the first pair warms up
-        ratio = statistics.median(o / h for o, h in zip(ours_t, loop_t, strict=True))
-        ours, loop = statistics.median(ours_t), statistics.median(loop_t)
+            ours, loop, ratio = _paired(time_paired(cfg))
+            bare = _paired(time_bare_lightning(cfg))[2] if model == "mlp" else None
         pipe = statistics.median(time_pipeline(cfg, args.pipeline_epochs))
-        rows.append((model, ours, loop, pipe, ratio))
+        rows.append((model, ours, loop, pipe, ratio, bare))
         print(
             f"{model}: mnistx {ours:.2f} s/epoch, loop {loop:.2f} s, pipeline {pipe:.2f} s | "
-            f"mnistx/loop {ratio:.2f}x, pipeline/mnistx {pipe / ours:.1f}x",
+            f"mnistx/loop {ratio:.2f}x, pipeline/mnistx {pipe / ours:.1f}x"
+            + (f", bare Lightning/loop {bare:.2f}x" if bare else ""),
             flush=True,
         )
 
@@ -147,16 +188,18 @@ def main() -> None:
         f"{platform.machine()}, {torch.get_num_threads()} threads. Medians of {args.epochs} "
         f"epochs; mnistx / loop is the median ratio of {args.epochs} pairs of adjacent epochs "
         f"(one mnistx epoch, then one loop epoch); {args.pipeline_epochs} epochs for the "
-        "pipeline. `python bench/epoch_time.py`",
+        "pipeline. Bare Lightning / loop: a LightningModule with only forward, loss and "
+        "optimizer, every callback, logger and progress bar off, paired the same way: "
+        "Lightning's own per-step cost. `python bench/epoch_time.py`",
         "",
         "| model | mnistx s/epoch | hand loop s/epoch | per-sample pipeline s/epoch "
-        "| mnistx / loop | pipeline / mnistx |",
-        "|---|---|---|---|---|---|",
+        "| mnistx / loop | pipeline / mnistx | bare Lightning / loop |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for model, ours, loop, pipe, ratio in rows:
+    for model, ours, loop, pipe, ratio, bare in rows:
         lines.append(
             f"| {model} | {ours:.2f} | {loop:.2f} | {pipe:.2f} | {ratio:.2f}x "
-            f"| {pipe / ours:.1f}x |"
+            f"| {pipe / ours:.1f}x | {f'{bare:.2f}x' if bare else '-'} |"
         )
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

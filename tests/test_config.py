@@ -6,7 +6,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from mnistx.models import ACTIVATIONS
+from mnistx.models import ACTIVATIONS, build_network
 from mnistx.train import compose_config
 
 GROUPS = {
@@ -41,7 +41,7 @@ def test_data_dir_follows_environment(monkeypatch):
 @pytest.mark.parametrize("group,option", [(g, o) for g, opts in GROUPS.items() for o in opts])
 def test_every_option_composes_and_builds(group, option):
     cfg = _compose(f"{group}={option}")
-    net = instantiate(cfg.model)
+    net = build_network(cfg.model)
     opt = instantiate(cfg.optimizer)(net.parameters())
     assert opt.param_groups[0]["lr"] == cfg.optimizer.lr
     loss = instantiate(cfg.loss)
@@ -53,10 +53,10 @@ def test_every_option_composes_and_builds(group, option):
 
 
 def test_default_architectures_match_tutorials():
-    mlp = instantiate(_compose("model=mlp").model)
+    mlp = build_network(_compose("model=mlp").model)
     linears = [m for m in mlp.modules() if isinstance(m, torch.nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linears] == [(784, 128), (128, 256), (256, 10)]
-    cnn = instantiate(_compose("model=cnn").model)
+    cnn = build_network(_compose("model=cnn").model)
     convs = [m for m in cnn.modules() if isinstance(m, torch.nn.Conv2d)]
     assert [(m.in_channels, m.out_channels, m.kernel_size) for m in convs] == [
         (1, 32, (3, 3)),
@@ -70,16 +70,16 @@ def test_default_architectures_match_tutorials():
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
 @pytest.mark.parametrize("model", ["mlp", "cnn"])
 def test_activation_override(model, name):
-    net = instantiate(_compose(f"model={model}", f"model.activation={name}").model)
+    net = build_network(_compose(f"model={model}", f"model.activation={name}").model)
     assert any(isinstance(m, ACTIVATIONS[name]) for m in net.modules())
 
 
 def test_sizes_overrides():
-    mlp = instantiate(_compose("model.hidden_sizes=[32,16,8]", "model.batch_norm=true").model)
+    mlp = build_network(_compose("model.hidden_sizes=[32,16,8]", "model.batch_norm=true").model)
     linears = [m for m in mlp.modules() if isinstance(m, torch.nn.Linear)]
     assert [m.out_features for m in linears] == [32, 16, 8, 10]
     assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in mlp.modules()) == 3
-    cnn = instantiate(
+    cnn = build_network(
         _compose(
             "model=cnn", "model.channels=[8,16]", "model.fc_hidden=20", "model.dropout=0.5"
         ).model
@@ -87,6 +87,18 @@ def test_sizes_overrides():
     assert [m.out_channels for m in cnn.modules() if isinstance(m, torch.nn.Conv2d)] == [8, 16]
     assert any(isinstance(m, torch.nn.Dropout) and m.p == 0.5 for m in cnn.modules())
     assert [m.out_features for m in cnn.modules() if isinstance(m, torch.nn.Linear)] == [20, 10]
+    # Blocks of two "same" convolutions: 28 -> 14 -> 7 before the head.
+    deep = build_network(
+        _compose(
+            "model=cnn", "model.channels=[8,16]", "model.convs_per_block=2", "model.padding=1",
+            "model.channels_last=true",
+        ).model
+    )
+    assert [m.out_channels for m in deep.modules() if isinstance(m, torch.nn.Conv2d)] == [
+        8, 8, 16, 16,
+    ]
+    assert deep.classifier[1].in_features == 16 * 7 * 7
+    assert deep.features[0].weight.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_momentum_where_the_optimizer_has_one():
@@ -123,3 +135,18 @@ def test_tutorial_presets(experiment, expect):
     assert cfg.data.batch_size == expect["bs"] and cfg.trainer.max_epochs == expect["ep"]
     # A user override still wins over the preset.
     assert _compose(f"experiment={experiment}", "trainer.max_epochs=1").trainer.max_epochs == 1
+
+
+@pytest.mark.parametrize("experiment", ["fast_mlp", "fast_cnn", "best_cnn"])
+def test_speed_presets_build(experiment):
+    cfg = _compose(f"experiment={experiment}")
+    net = build_network(cfg.model)
+    assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    assert cfg.model.batch_norm and cfg.scheduler.interval == "step"  # one-cycle
+    if experiment == "best_cnn":
+        # Every ingredient the recipe names is on, as config keys a user can change.
+        aug = instantiate(cfg.augment)
+        assert not aug.identity and aug.degrees > 0 and aug.translate > 0
+        assert 0 < cfg.callbacks.ema.decay < 1
+        assert cfg.loss.label_smoothing > 0
+        assert cfg.model.channels_last

@@ -141,13 +141,17 @@ def test_same_seed_same_numbers(make_cfg):
         ("trainer.accelerator=gpu", "gpu not available"),
         ("+optimizer.momentum=0.9", "optimizer"),
         ("trainer.accelerator=abacus", "Invalid trainer settings"),
+        ("augment.degrees=-5", "augment settings"),
+        ("augment.scale=[1.2,0.8]", "augment settings"),
+        ("callbacks.ema.decay=1.5", "callbacks.ema.decay"),
+        ("model=cnn model.convs_per_block=0", "model.convs_per_block"),
     ],
 )
 def test_bad_values_are_user_errors(make_cfg, override, text):
     if override == "trainer.accelerator=gpu" and torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     with pytest.raises(UserError, match=text.replace(".", r"\.")):
-        train(make_cfg(override))
+        train(make_cfg(*override.split()))
 
 
 def test_a_nan_loss_stops_training_at_once(make_cfg):
@@ -172,3 +176,13 @@ def test_target_acc_not_reached_trains_all_epochs(make_cfg):
     metrics = train(make_cfg("trainer.max_epochs=2", "target_acc=1.0"))
     assert metrics["epochs"] == 2 and metrics["reached_target"] is False
     assert metrics["seconds_to_target"] is None
+
+
+def test_compiled_network_keeps_checkpoint_keys_and_reports_compile_time(make_cfg):
+    # The eager backend runs Dynamo's tracing without a C++ build (inductor takes ~40 s here).
+    metrics = train(make_cfg("model.compile={backend:eager}", "trainer.max_epochs=1"))
+    assert metrics["status"] == "ok"
+    assert metrics["compile_seconds"] is not None and metrics["compile_seconds"] > 0
+    ckpt = torch.load(metrics["best_checkpoint"], map_location="cpu", weights_only=True)
+    assert "net.1.weight" in ckpt["state_dict"]
+    assert not any("_orig_mod" in k for k in ckpt["state_dict"])

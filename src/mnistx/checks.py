@@ -32,6 +32,13 @@ def check_config(cfg: DictConfig) -> None:
         raise UserError(
             f"trainer.max_epochs={epochs} must be an integer >= 1. Example: trainer.max_epochs=10"
         )
+    ema = (cfg.get("callbacks") or {}).get("ema")
+    decay = ema.get("decay") if ema else 0.0
+    if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 <= decay < 1:
+        raise UserError(
+            f"callbacks.ema.decay={decay} must be in [0, 1): the weight kept by the moving "
+            "average each step (0 turns it off). Example: callbacks.ema.decay=0.999"
+        )
     if cfg.get("threads") is not None and (not isinstance(cfg.threads, int) or cfg.threads < 1):
         raise UserError(f"threads={cfg.threads} must be a positive integer or null.")
 

@@ -8,7 +8,7 @@ from omegaconf import DictConfig, OmegaConf
 
 # Metrics the HParams tab shows next to each run; logged as scalars under the same tags.
 HPARAM_METRICS = ("val/acc_best", "test/acc")
-_SECTIONS = ("model", "optimizer", "scheduler", "loss", "data", "trainer")
+_SECTIONS = ("model", "optimizer", "scheduler", "loss", "augment", "data", "trainer")
 _SKIP = {
     "_target_",
     "_partial_",
@@ -42,7 +42,7 @@ def flat_hparams(cfg: DictConfig, choices: dict[str, str] | None = None) -> dict
         else:
             flat[prefix] = str(node)
 
-    for section in _SECTIONS:
+    for section in (s for s in _SECTIONS if s in cfg):
         walk(section, OmegaConf.to_container(cfg[section], resolve=True))
     return flat
 

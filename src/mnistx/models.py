@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from mnistx.errors import UserError
@@ -69,7 +73,9 @@ class MLP(nn.Sequential):
 
 
 class CNN(nn.Module):
-    """Conv [-BatchNorm] -activation -MaxPool2 per channel count, then a small classifier head."""
+    """Per channel count a block of `convs_per_block` x (Conv [-BatchNorm] -activation), then
+    MaxPool2; then a small classifier head. `padding` keeps each conv's output size ("same" for
+    padding = kernel_size // 2); the default 0 is the tutorials' "valid" convolution."""
 
     def __init__(
         self,
@@ -79,26 +85,35 @@ class CNN(nn.Module):
         activation: str = "relu",
         dropout: float = 0.0,
         batch_norm: bool = False,
+        convs_per_block: int = 1,
+        padding: int = 0,
         in_channels: int = 1,
         image_size: int = 28,
         num_classes: int = 10,
     ) -> None:
         super().__init__()
+        if convs_per_block < 1 or padding < 0:
+            raise UserError(
+                f"model.convs_per_block={convs_per_block} must be >= 1 and model.padding="
+                f"{padding} >= 0. Example: model.convs_per_block=2 model.padding=1"
+            )
         features: list[nn.Module] = []
         size, c_in = image_size, in_channels
         for c in _check_sizes("model.channels", channels):
-            size = (size - kernel_size + 1) // 2
+            size = (size - convs_per_block * (kernel_size - 1 - 2 * padding)) // 2
             if size < 1:
                 raise UserError(
                     f"model.channels={list(channels)} with kernel_size={kernel_size} shrinks "
-                    f"{image_size}x{image_size} images below 1 pixel. Use fewer conv layers "
-                    "or a smaller model.kernel_size."
+                    f"{image_size}x{image_size} images below 1 pixel. Use fewer conv layers, "
+                    "a smaller model.kernel_size or model.padding=1."
                 )
-            features.append(nn.Conv2d(c_in, c, kernel_size))
-            if batch_norm:
-                features.append(nn.BatchNorm2d(c))
-            features += [make_activation(activation), nn.MaxPool2d(2)]
-            c_in = c
+            for _ in range(convs_per_block):
+                features.append(nn.Conv2d(c_in, c, kernel_size, padding=padding))
+                if batch_norm:
+                    features.append(nn.BatchNorm2d(c))
+                features.append(make_activation(activation))
+                c_in = c
+            features.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*features)
         head: list[nn.Module] = [nn.Flatten()]
         width = c_in * size * size
@@ -114,3 +129,19 @@ class CNN(nn.Module):
 
     def forward(self, x):
         return self.classifier(self.features(x))
+
+
+def build_network(cfg: Mapping[str, Any] | DictConfig) -> nn.Module:
+    """The network a `model` config describes, in the memory layout and compiled as it asks
+    (`channels_last`, `compile`: how it runs, not what it is, so not the network's arguments).
+    `compile` is true or torch.compile's keyword arguments ({mode: max-autotune}). Compiling is
+    in place, so state-dict keys and checkpoints match an uncompiled run's."""
+    cfg = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+    compile_net = cfg.pop("compile", False)
+    channels_last = cfg.pop("channels_last", False)
+    net = instantiate(cfg)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    if compile_net:
+        net.compile(**({} if compile_net is True else dict(compile_net)))
+    return net

@@ -12,6 +12,7 @@ from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from mnistx.errors import DivergedError
+from mnistx.models import build_network
 
 
 class ClassifierModule(L.LightningModule):
@@ -29,10 +30,15 @@ class ClassifierModule(L.LightningModule):
         optimizer: dict[str, Any],
         loss: dict[str, Any],
         scheduler: dict[str, Any] | None = None,
+        augment: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
-        self.net = instantiate(model)
+        self.net = build_network(model)
+        self.channels_last = bool(model.get("channels_last"))
+        self.augment = instantiate(augment) if augment else None
+        if self.augment is not None and self.augment.identity:
+            self.augment = None
         # Lets Lightning's model summary show each layer's input and output shapes.
         c, size = model.get("in_channels", 1), model.get("image_size", 28)
         self.example_input_array = torch.zeros(2, c, size, size)
@@ -63,6 +69,17 @@ class ClassifierModule(L.LightningModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Batch augmentation and memory layout, on the training device, after the transfer."""
+        if not isinstance(batch, tuple | list) or len(batch) != 2:
+            return batch  # the model summary's example input
+        x, y = batch
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.augment is not None and self._trainer is not None and self.trainer.training:
+            x = self.augment(x)
+        return x, y
 
     def _step(self, split: str, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         x, y = batch

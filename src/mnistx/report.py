@@ -55,6 +55,10 @@ def print_summary(metrics: dict[str, Any], console: Console | None = None) -> No
             "training time",
             f"{metrics.get('train_seconds', 0):.1f} s on {metrics.get('accelerator')}",
         ),
+        *(
+            [("compile time", f"{metrics['compile_seconds']:.1f} s (not in training time)")]
+            if metrics.get("compile_seconds") is not None else []
+        ),
         ("parameters", _fmt(metrics.get("params"))),
         *(
             [("time to target", f"{metrics['seconds_to_target']:.1f} s to val/acc >= "

@@ -62,6 +62,10 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=r".*treespec, LeafSpec.*")
     # Metrics are logged per epoch, so the per-step logging interval does not matter.
     warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
+    # The module's on_after_batch_transfer (batch augmentation) is meant to be used.
+    warnings.filterwarnings("ignore", message=r".*overridden `on_after_batch_transfer`.*")
+    # The test loads the best (EMA-averaged) checkpoint without the EMA callback on purpose.
+    warnings.filterwarnings("ignore", message=r".*callbacks used to create the checkpoint.*")
 
 
 def _skip_per_step_nvml_check(strategy: Any) -> None:
@@ -79,6 +83,17 @@ def _write_model_summary(module: Any, path: Path) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(str(ModelSummary(module, max_depth=-1)) + "\n")
+
+
+def _compile_seconds() -> float | None:
+    """Time torch.compile spent compiling (forward and backward graphs), which happens inside
+    the first steps; training time is reported without it."""
+    try:
+        from torch._dynamo.utils import calculate_time_spent
+
+        return float(calculate_time_spent()["total_wall_time"])
+    except Exception:  # a torch without these counters: report the fit time as it is
+        return None
 
 
 def _time_to_target(target: float | None, fit: dict[str, float], seconds: float) -> dict:
@@ -124,11 +139,12 @@ def train(
     import torch
     from hydra.utils import instantiate
     from lightning.fabric.utilities.exceptions import MisconfigurationException
-    from lightning.pytorch.callbacks import Timer
+    from lightning.pytorch.callbacks import Timer, WeightAveraging
 
     from mnistx.hparams import flat_hparams, log_hparams
     from mnistx.module import ClassifierModule
     from mnistx.report import print_summary, write_json
+    from mnistx.step_overhead import NullProfiler, skip_idle_hooks
     from mnistx.sweep import swept_values
 
     _quiet_libraries()
@@ -142,7 +158,7 @@ def train(
     datamodule = _build("data", lambda: instantiate(cfg.data))
     parts = {
         k: OmegaConf.to_container(cfg[k], resolve=True)
-        for k in ("model", "optimizer", "loss", "scheduler")
+        for k in ("model", "optimizer", "loss", "scheduler", "augment")
     }
     module = _build("model", lambda: ClassifierModule(**parts))
     _build("optimizer", lambda: instantiate(cfg.optimizer)(module.parameters()))  # fail fast
@@ -150,13 +166,17 @@ def train(
     callbacks = [
         instantiate(c)
         for name, c in cfg.callbacks.items()
-        if c and (name != "progress_bar" or cfg.trainer.get("enable_progress_bar", True))
+        if c
+        and (name != "progress_bar" or cfg.trainer.get("enable_progress_bar", True))
+        and (name != "ema" or c.get("decay"))  # an average with decay 0 is the weights
     ] + [timer, *extra_callbacks]
     if cfg.get("target_acc") is not None:
         callbacks.append(_stop_at(cfg.target_acc))
     logger = instantiate(cfg.logger)
+    # +trainer.profiler=simple|advanced|pytorch still profiles; unset, skip even the no-op one.
+    lean = {} if cfg.trainer.get("profiler") else {"profiler": NullProfiler()}
     try:
-        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, **lean)
     except Exception as e:  # Hydra wraps the Trainer's own error as the __cause__
         cause = e if isinstance(e, MisconfigurationException) else e.__cause__
         if not isinstance(cause, MisconfigurationException | ValueError):
@@ -169,6 +189,9 @@ def train(
         log_hparams(logger, flat_hparams(cfg, choices))
         _write_model_summary(module, out / "model_summary.txt")
     _skip_per_step_nvml_check(cfg.trainer.get("strategy", "auto"))
+    skip_idle_hooks(trainer.callbacks)
+    # Cumulative per process, and a multirun's jobs may share one.
+    compiled_before = _compile_seconds() if cfg.model.get("compile") else None
 
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
@@ -179,9 +202,15 @@ def train(
         raise
     history = dict(module.history)  # before testing loads the best checkpoint's copy
     epochs = trainer.current_epoch  # completed epochs
-    train_seconds = timer.time_elapsed("train")
+    compile_seconds = None
+    if compiled_before is not None:
+        compile_seconds = (_compile_seconds() or 0.0) - compiled_before
+    train_seconds = timer.time_elapsed("train") - (compile_seconds or 0.0)
     fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    # The best checkpoint already holds the averaged weights; an EMA callback would swap the
+    # raw ones back in when the test loads it.
+    trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, WeightAveraging)]
     results = {}
     if cfg.test:  # the best checkpoint when there is one, else the final weights
         results = trainer.test(
@@ -195,6 +224,7 @@ def train(
         "best_epoch": module.best_epoch + 1,  # counted from 1
         "epochs": epochs,
         "train_seconds": round(train_seconds, 3),
+        "compile_seconds": None if compile_seconds is None else round(compile_seconds, 3),
         "seconds_per_epoch": round(train_seconds / max(epochs, 1), 3),
         "params": sum(p.numel() for p in module.net.parameters()),
         "accelerator": trainer.strategy.root_device.type,
