@@ -114,7 +114,10 @@ def mnist_dir() -> Path:
         for f in SHARED_MNIST.glob("*.gz"):
             shutil.copy(f, PROJECT_MNIST / f.name)
     if not any(PROJECT_MNIST.glob("train-images-idx3-ubyte*")):
-        pytest.skip("real MNIST files not available (see README: make data)")
+        pytest.skip(
+            "real MNIST files not available: put the four official .gz files in "
+            "data/MNIST/raw (README, Data)"
+        )
     return PROJECT_MNIST.parents[1]
 
 
