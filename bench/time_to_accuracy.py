@@ -27,21 +27,13 @@ import lightning.pytorch as L
 import torch
 from hydra.utils import instantiate
 
+from mnistx.inference import predict_probs
 from mnistx.models import build_network
 from mnistx.train import compose_config, train
 
 
-def _accuracy(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, channels_last: bool) -> float:
-    net.eval()
-    correct = 0
-    with torch.no_grad():
-        for i in range(0, len(x), 1000):
-            xb = x[i : i + 1000]
-            if channels_last:
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            correct += int((net(xb).argmax(1) == y[i : i + 1000]).sum())
-    net.train()
-    return correct / len(x)
+def _accuracy(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    return float((predict_probs(net, x).argmax(1) == y).float().mean())
 
 
 def hand_loop(cfg, target: float) -> dict[str, float | None]:
@@ -81,10 +73,10 @@ def hand_loop(cfg, target: float) -> dict[str, float | None]:
                 sched.step()
         if sched is not None and not per_step:
             sched.step()
-        if _accuracy(net, vx, vy, channels_last) >= target:
+        if _accuracy(net, vx, vy) >= target:
             seconds = time.perf_counter() - start
             break
-    return {"seconds": seconds, "test_acc": _accuracy(net, tx, ty, channels_last)}
+    return {"seconds": seconds, "test_acc": _accuracy(net, tx, ty)}
 
 
 def main() -> None:

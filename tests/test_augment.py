@@ -77,19 +77,10 @@ def test_bad_settings_are_user_errors():
             BatchAffine(**kwargs)
 
 
-def _module(*overrides: str) -> ClassifierModule:
-    from omegaconf import OmegaConf
-
-    cfg = compose_config(["model=cnn", *overrides])
-    parts = {
-        k: OmegaConf.to_container(cfg[k], resolve=True)
-        for k in ("model", "optimizer", "loss", "scheduler", "augment")
-    }
-    return ClassifierModule(**parts)
-
-
 def test_the_module_augments_training_batches_only_and_keeps_labels():
-    module = _module("augment=affine", "model.channels_last=true")
+    module = ClassifierModule.from_config(
+        compose_config(["model=cnn", "augment=affine", "model.channels_last=true"])
+    )
     trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
     module.trainer = trainer
     x, y = digits(), torch.arange(16) % 10
@@ -119,8 +110,6 @@ def test_a_run_with_augmentation_and_ema_trains_and_tests_the_averaged_weights(m
     module = ClassifierModule.load_from_checkpoint(metrics["best_checkpoint"], map_location="cpu")
     assert torch.equal(module.net.classifier[1].weight, averaged)
     tester = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
-    from mnistx.datamodule import MNISTDataModule  # noqa: F401  (built from the run's config)
-
     dm = instantiate(cfg.data)
     again = tester.test(module, datamodule=dm, verbose=False)[0]
     assert again["test/acc"] == pytest.approx(metrics["test/acc"])

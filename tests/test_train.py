@@ -145,6 +145,7 @@ def test_same_seed_same_numbers(make_cfg):
         ("augment.scale=[1.2,0.8]", "augment settings"),
         ("callbacks.ema.decay=1.5", "callbacks.ema.decay"),
         ("model=cnn model.convs_per_block=0", "model.convs_per_block"),
+        ("model.compile={mode:bogus}", "model.compile"),
     ],
 )
 def test_bad_values_are_user_errors(make_cfg, override, text):

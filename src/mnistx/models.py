@@ -143,5 +143,13 @@ def build_network(cfg: Mapping[str, Any] | DictConfig) -> nn.Module:
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     if compile_net:
-        net.compile(**({} if compile_net is True else dict(compile_net)))
+        options = {} if compile_net is True else dict(compile_net)
+        try:
+            net.compile(**options)
+        except (RuntimeError, TypeError, ValueError) as e:
+            raise UserError(
+                f"model.compile={compile_net}: torch.compile rejected it ({e}). Use "
+                "model.compile=true, or torch.compile's arguments: "
+                "'model.compile={mode:max-autotune}'."
+            ) from None
     return net

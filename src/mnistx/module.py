@@ -8,6 +8,7 @@ from typing import Any
 import lightning.pytorch as L
 import torch
 from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
@@ -36,9 +37,8 @@ class ClassifierModule(L.LightningModule):
         self.save_hyperparameters(logger=False)
         self.net = build_network(model)
         self.channels_last = bool(model.get("channels_last"))
-        self.augment = instantiate(augment) if augment else None
-        if self.augment is not None and self.augment.identity:
-            self.augment = None
+        transform = instantiate(augment) if augment else None
+        self.augment = None if transform is None or transform.identity else transform
         # Lets Lightning's model summary show each layer's input and output shapes.
         c, size = model.get("in_channels", 1), model.get("image_size", 28)
         self.example_input_array = torch.zeros(2, c, size, size)
@@ -57,6 +57,17 @@ class ClassifierModule(L.LightningModule):
         # Per-epoch values for metrics.json (the comparison report plots them); kept in
         # checkpoints so a resumed run still has its whole curve.
         self.history: dict[str, list[float]] = {}
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> ClassifierModule:
+        """The module a composed run config describes, from plain (resolved) dicts."""
+        return cls(
+            **{
+                k: OmegaConf.to_container(cfg[k], resolve=True)
+                for k in ("model", "optimizer", "loss", "scheduler", "augment")
+                if k in cfg
+            }
+        )
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning sets `_current_fx_name` around every hook call, ~40 times per training

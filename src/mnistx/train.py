@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 from mnistx.errors import UnavailableError, UserError
 from mnistx.run_dir import register_resolvers
@@ -156,11 +156,7 @@ def train(
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = _build("data", lambda: instantiate(cfg.data))
-    parts = {
-        k: OmegaConf.to_container(cfg[k], resolve=True)
-        for k in ("model", "optimizer", "loss", "scheduler", "augment")
-    }
-    module = _build("model", lambda: ClassifierModule(**parts))
+    module = _build("model", lambda: ClassifierModule.from_config(cfg))
     _build("optimizer", lambda: instantiate(cfg.optimizer)(module.parameters()))  # fail fast
     timer = Timer(verbose=False)
     callbacks = [
