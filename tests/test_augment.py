@@ -71,8 +71,34 @@ def test_identity_settings_return_the_input_unchanged():
     assert aug.identity and aug(x) is x
 
 
+def test_elastic_distortion_bends_locally_without_moving_the_digit():
+    x = digits(64)
+    aug = BatchAffine(elastic_alpha=34, elastic_sigma=4)
+    assert not aug.identity
+    out = aug(x, generator=torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and out.dtype == x.dtype
+    assert not torch.equal(out, x) and not torch.equal(out[0], out[1])
+    assert torch.equal(out, aug(x, generator=torch.Generator().manual_seed(0)))
+    # A smooth field of ~1.3 px rms: strokes bend, the digit stays about where it was.
+    moved = (centre_of_mass(out) - centre_of_mass(x)).abs()
+    assert moved.mean() < 1.0 and moved.max() < 3.5
+    # Displacements in pixels: the blur and alpha set their size, whatever the image size.
+    field = aug._displacement(x, torch.Generator().manual_seed(0)) * 14
+    assert 0.8 < field.pow(2).mean().sqrt() < 2.0
+    weak = BatchAffine(elastic_alpha=8, elastic_sigma=4)._displacement(
+        x, torch.Generator().manual_seed(0)
+    )
+    assert torch.allclose(weak * 34 / 8, field / 14)
+
+
 def test_bad_settings_are_user_errors():
-    for kwargs in ({"degrees": -1}, {"translate": 1.5}, {"scale": (1.2, 0.8)}):
+    for kwargs in (
+        {"degrees": -1},
+        {"translate": 1.5},
+        {"scale": (1.2, 0.8)},
+        {"elastic_alpha": -1},
+        {"elastic_sigma": 0},
+    ):
         with pytest.raises(UserError, match="augment"):
             BatchAffine(**kwargs)
 

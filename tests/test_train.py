@@ -143,6 +143,7 @@ def test_same_seed_same_numbers(make_cfg):
         ("trainer.accelerator=abacus", "Invalid trainer settings"),
         ("augment.degrees=-5", "augment settings"),
         ("augment.scale=[1.2,0.8]", "augment settings"),
+        ("augment.elastic_sigma=0", "augment settings"),
         ("callbacks.ema.decay=1.5", "callbacks.ema.decay"),
         ("model=cnn model.convs_per_block=0", "model.convs_per_block"),
         ("model.compile={mode:bogus}", "model.compile"),
