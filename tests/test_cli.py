@@ -36,18 +36,17 @@ def test_single_run_end_to_end(tiny_data, tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+# One case per place a user error can arise (config, data files, data split, Lightning's
+# Trainer, training itself); tests/test_train.py checks the messages of the other bad values
+# in-process, without a subprocess's start-up each.
 @pytest.mark.parametrize(
     "args,text",
     [
         (["data.data_dir={missing}"], "MNIST/raw"),
-        (["optimizer.lr=-1"], "optimizer.lr=-1 must be a positive number"),
         (["model.activation=swish"], "Valid values for model.activation"),
         (["trainer.accelerator=gpu"], "gpu not available on this machine"),
         (["data.val_size=600"], "data.val_size=600 is out of range"),
-        (["data.val_size=-1"], "data.val_size=-1 must be a positive integer"),
-        (["data.batch_size=0"], "data.batch_size=0 must be a positive integer"),
         (["data.batch_size=100000"], "larger than the training split"),
-        (["trainer.max_epochs=0"], "trainer.max_epochs=0 must be an integer >= 1"),
         (["trainer.accelerator=cpu", "trainer.devices=1000"], "trainer.devices=1000, but"),
         (["optimizer=sgd", "optimizer.lr=1e8"], "Training diverged"),
     ],
