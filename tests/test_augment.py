@@ -36,11 +36,15 @@ def centre_of_mass(x: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("device", DEVICES)
 def test_shape_dtype_device_kept_and_images_change(device):
     x = digits(device=device)
-    out = BatchAffine(degrees=15, translate=0.1, scale=(0.9, 1.1))(x)
-    assert out.shape == x.shape and out.dtype == x.dtype and out.device == x.device
-    assert not torch.equal(out, x)
-    # Each image gets its own transform.
-    assert not torch.equal(out[0], out[1])
+    for aug in (
+        BatchAffine(degrees=15, translate=0.1, scale=(0.9, 1.1)),
+        BatchAffine(degrees=15, translate=0.1, elastic_alpha=34).to(device),
+    ):
+        out = aug(x)
+        assert out.shape == x.shape and out.dtype == x.dtype and out.device == x.device
+        assert not torch.equal(out, x)
+        # Each image gets its own transform.
+        assert not torch.equal(out[0], out[1])
 
 
 def test_shifts_stay_within_translate_and_background_stays_background():

@@ -85,8 +85,11 @@ class BatchAffine(nn.Module):
         # border, where MNIST has only background anyway).
         field = F.conv2d(field, k.view(1, 1, 1, -1).expand(2, 1, 1, -1), padding=(0, r), groups=2)
         field = F.conv2d(field, k.view(1, 1, -1, 1).expand(2, 1, -1, 1), padding=(r, 0), groups=2)
-        pixels_to_units = torch.tensor([2 / w, 2 / h], device=x.device, dtype=x.dtype)
-        return field.permute(0, 2, 3, 1) * self.elastic_alpha * pixels_to_units
+        # Pixels to affine_grid's units, per axis, with Python scalars: a small tensor built
+        # here would be a host-to-device copy, and so a host sync, on every GPU step.
+        field[:, 0].mul_(2 * self.elastic_alpha / w)
+        field[:, 1].mul_(2 * self.elastic_alpha / h)
+        return field.permute(0, 2, 3, 1)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if self.identity:
