@@ -106,3 +106,31 @@ def test_eval_and_predict_reject_a_corrupt_checkpoint(trained_run, tmp_path):
                        check=False)
         assert proc.returncode == 1 and "Traceback" not in proc.stderr
         assert "Cannot read checkpoint" in proc.stderr
+
+
+def test_image_grid_shows_each_image_under_its_caption() -> None:
+    import torch
+    from matplotlib.colors import to_rgba
+
+    from mnistx import figures
+
+    images = torch.rand(11, 1, 28, 28)
+    titles = [f"{i} / {i + 1}" for i in range(11)]
+    wrong = [i % 3 == 0 for i in range(11)]
+    fig = figures.image_grid((images - 0.5) / 0.25, titles, wrong, mean=0.5, std=0.25, cols=4)
+    (ax,) = fig.axes
+    canvas = torch.as_tensor(ax.images[0].get_array())
+    texts = {t.get_text(): t for t in ax.texts}
+    assert sorted(texts) == sorted(titles)
+    for i in range(11):
+        # Each image appears, un-normalised, in its own tile, with its caption just above.
+        r, k = divmod(i, 4)
+        tile = canvas[r * canvas.shape[0] // 3 :, k * canvas.shape[1] // 4 :]
+        hits = (tile.unfold(0, 28, 1).unfold(1, 28, 1) - images[i, 0]).abs().amax((-1, -2))
+        top, left = divmod(int(hits.argmin()), hits.shape[1])
+        assert float(hits.min()) < 1e-5
+        x, y = texts[titles[i]].get_position()
+        assert 0 < (r * canvas.shape[0] // 3 + top) - y < 14
+        assert abs(x - (k * canvas.shape[1] // 4 + left + 14)) < 4
+        assert to_rgba(texts[titles[i]].get_color()) == to_rgba("red" if wrong[i] else "black")
+    figures.plt.close(fig)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import lightning.pytorch as L
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -188,3 +189,28 @@ def test_compiled_network_keeps_checkpoint_keys_and_reports_compile_time(make_cf
     ckpt = torch.load(metrics["best_checkpoint"], map_location="cpu", weights_only=True)
     assert "net.1.weight" in ckpt["state_dict"]
     assert not any("_orig_mod" in k for k in ckpt["state_dict"])
+
+
+class _OptimizerSpy(L.Callback):
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.fused = trainer.optimizers[0].defaults.get("fused")
+
+
+@pytest.mark.parametrize(
+    "overrides,fused",
+    [
+        ([], True),
+        (["+trainer.gradient_clip_val=0.5"], True),  # fp32 gradients clip before the step
+        (["optimizer=sgd_momentum"], True),
+        (["optimizer=rmsprop"], None),  # torch has no fused RMSprop
+        pytest.param(
+            ["trainer.accelerator=gpu", "trainer.precision=16-mixed",
+             "+trainer.gradient_clip_val=0.5"], False,
+            marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+        ),
+    ],
+)
+def test_optimizers_are_fused_unless_fp16_clipping_forbids_it(make_cfg, overrides, fused):
+    spy = _OptimizerSpy()
+    metrics = train(make_cfg("trainer.max_epochs=1", *overrides), extra_callbacks=[spy])
+    assert metrics["status"] == "ok" and spy.fused == fused

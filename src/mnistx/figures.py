@@ -26,23 +26,35 @@ def image_grid(
     title: str = "",
     cols: int = 8,
 ) -> Figure:
-    """Normalised images (N, C, H, W) with a caption each; wrong ones captioned in red."""
-    n = len(images)
+    """Normalised images (N, C, H, W) with a caption each; wrong ones captioned in red.
+
+    One tiled image in one Axes, captions as text: a subplot per image (and tight_layout)
+    took ~1.5 s per grid, as long as a small MLP's whole epoch, and the misclassified grid is
+    drawn after every epoch."""
+    n, (c, h, w) = len(images), images.shape[1:]
+    cols = max(1, min(cols, n))
     rows = max(1, math.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.4 * cols, 1.6 * rows + 0.4), squeeze=False)
+    pad_x, pad_top = max(2, w // 7), max(2, h // 7) + 10  # room for a caption above each
     pixels = (images.detach().float().cpu() * std + mean).clamp(0, 1)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i >= n:
-            continue
-        img = pixels[i]
-        ax.imshow(img[0] if img.shape[0] == 1 else img.permute(1, 2, 0), cmap="gray",
-                  vmin=0, vmax=1)
+    tile_h, tile_w = h + pad_top, w + pad_x
+    canvas = torch.ones(c, rows * tile_h, cols * tile_w)
+    for i in range(n):
+        r, k = divmod(i, cols)
+        top, left = r * tile_h + pad_top, k * tile_w + pad_x // 2
+        canvas[:, top : top + h, left : left + w] = pixels[i]
+    scale = 1.4 / tile_w  # inches per pixel: 1.4 in per tile, as wide as before
+    fig = plt.figure(figsize=(cols * tile_w * scale, rows * tile_h * scale + (0.4 if title else 0)))
+    ax = fig.add_axes((0, 0, 1, rows * tile_h * scale / fig.get_figheight()))
+    ax.imshow(canvas[0] if c == 1 else canvas.permute(1, 2, 0), cmap="gray", vmin=0, vmax=1,
+              interpolation="nearest")
+    ax.axis("off")
+    for i in range(n):
+        r, k = divmod(i, cols)
         red = wrong is not None and wrong[i]
-        ax.set_title(titles[i], fontsize=8, color="red" if red else "black")
+        ax.text(k * tile_w + tile_w / 2, r * tile_h + pad_top - 2, titles[i], fontsize=8,
+                ha="center", va="bottom", color="red" if red else "black")
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     return fig
 
 

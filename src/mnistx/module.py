@@ -184,8 +184,21 @@ class ClassifierModule(L.LightningModule):
         if state.get("torch_rng") is not None:
             torch.set_rng_state(state["torch_rng"])
 
+    def _fused_unsupported(self) -> bool:
+        """Fused optimizers unscale fp16 gradients inside their step, so Lightning cannot clip
+        them first; that one combination falls back to the unfused implementation."""
+        trainer = self._trainer
+        return (
+            trainer is not None
+            and str(trainer.precision).startswith("16")
+            and bool(trainer.gradient_clip_val)
+        )
+
     def configure_optimizers(self) -> Any:
-        optimizer = instantiate(self.hparams.optimizer)(params=self.parameters())
+        make_optimizer = instantiate(self.hparams.optimizer)
+        if make_optimizer.keywords.get("fused") and self._fused_unsupported():
+            make_optimizer.keywords["fused"] = False
+        optimizer = make_optimizer(params=self.parameters())
         sched_cfg = self.hparams.scheduler or {}
         if not sched_cfg.get("scheduler"):
             return optimizer
