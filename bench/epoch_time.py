@@ -194,7 +194,8 @@ def main() -> None:
         f"(one mnistx epoch, then one loop epoch); {args.pipeline_epochs} epochs for the "
         "pipeline. Bare Lightning / loop: a LightningModule with only forward, loss and "
         "optimizer, every callback, logger and progress bar off, paired the same way: "
-        "Lightning's own per-step cost. `python bench/epoch_time.py`",
+        "Lightning's own per-step cost. All of them use the run's optimizer as its config "
+        "builds it (fused Adam). `python bench/epoch_time.py`",
         "",
         "| model | mnistx s/epoch | hand loop s/epoch | per-sample pipeline s/epoch "
         "| mnistx / loop | pipeline / mnistx | bare Lightning / loop |",
