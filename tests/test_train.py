@@ -141,6 +141,8 @@ def test_same_seed_same_numbers(make_cfg):
         ("model.activation=swish", "model.activation"),
         ("trainer.accelerator=gpu", "gpu not available"),
         ("+optimizer.momentum=0.9", "optimizer"),
+        ("optimizer.fused=maybe", "optimizer.fused=maybe must be true or false"),
+        ("optimizer=rmsprop +optimizer.fused=true", "unexpected keyword argument 'fused'"),
         ("trainer.accelerator=abacus", "Invalid trainer settings"),
         ("augment.degrees=-5", "augment settings"),
         ("augment.scale=[1.2,0.8]", "augment settings"),

@@ -15,6 +15,12 @@ def _positive(value, key: str, example: str) -> None:
 def check_config(cfg: DictConfig) -> None:
     """Raise UserError for values that would fail late or silently train nonsense."""
     _positive(cfg.optimizer.get("lr"), "optimizer.lr", "1e-3")
+    fused = cfg.optimizer.get("fused")
+    if fused is not None and not isinstance(fused, bool):
+        raise UserError(
+            f"optimizer.fused={fused} must be true or false (torch's fused implementation of "
+            "the optimizer, or its per-parameter one). Example: optimizer.fused=false"
+        )
     for key in ("batch_size", "eval_batch_size"):
         value = cfg.data.get(key)
         if not isinstance(value, int) or value < 1:
