@@ -123,21 +123,26 @@ def test_the_module_augments_training_batches_only_and_keeps_labels():
     assert torch.equal(vx, x) and torch.equal(vy, y)
 
 
-def test_a_run_with_augmentation_and_ema_trains_and_tests_the_averaged_weights(make_cfg, tmp_path):
+@pytest.mark.parametrize("tested", ["best", "last"])
+def test_a_run_with_augmentation_and_ema_trains_and_tests_the_averaged_weights(
+    make_cfg, tmp_path, tested
+):
     cfg = make_cfg(
         "model=cnn", "model.channels=[8,16]", "augment=affine", "callbacks.ema.decay=0.9",
-        "loss.label_smoothing=0.1", "trainer.max_epochs=2",
+        "loss.label_smoothing=0.1", "trainer.max_epochs=2", f"test_checkpoint={tested}",
     )
     metrics = train(cfg)
     assert metrics["status"] == "ok" and metrics["test/acc"] is not None
-    ckpt = torch.load(metrics["best_checkpoint"], map_location="cpu", weights_only=True)
+    assert metrics["tested_weights"] == tested
+    checkpoint = tmp_path / "run" / "checkpoints" / f"{tested}.ckpt"
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
     # EMA checkpoints hold the averaged weights in state_dict, the raw ones beside them.
     assert "current_model_state" in ckpt
     averaged = ckpt["state_dict"]["net.classifier.1.weight"]
     raw = ckpt["current_model_state"]["net.classifier.1.weight"]
     assert not torch.equal(averaged, raw)
     # The test ran on the averaged weights: evaluating them again gives the same accuracy.
-    module = ClassifierModule.load_from_checkpoint(metrics["best_checkpoint"], map_location="cpu")
+    module = ClassifierModule.load_from_checkpoint(checkpoint, map_location="cpu")
     assert torch.equal(module.net.classifier[1].weight, averaged)
     tester = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
     dm = instantiate(cfg.data)

@@ -76,18 +76,38 @@ def test_default_run_leaves_metrics_checkpoints_and_tensorboard(make_cfg, tmp_pa
         assert text in content
 
 
+def _test_acc(checkpoint: Path, data_dir: str) -> float:
+    module = ClassifierModule.load_from_checkpoint(checkpoint)
+    dm = MNISTDataModule(data_dir=data_dir, val_size=100)
+    dm.setup()
+    x, y = dm.splits["test"]
+    with torch.no_grad():
+        return (module(x).argmax(1) == y).float().mean().item()
+
+
 def test_test_metrics_come_from_the_best_checkpoint(make_cfg, tmp_path):
     metrics = train(make_cfg("trainer.max_epochs=3", "seed=0"))
     best = tmp_path / "run" / "checkpoints" / "best.ckpt"
     ckpt = torch.load(best, weights_only=True)  # plain hyperparameters: loads safely
-    assert ckpt["epoch"] + 1 == metrics["best_epoch"]
-    module = ClassifierModule.load_from_checkpoint(best)
-    dm = MNISTDataModule(data_dir=str(make_cfg().data.data_dir), val_size=100)
-    dm.setup()
-    x, y = dm.splits["test"]
-    with torch.no_grad():
-        acc = (module(x).argmax(1) == y).float().mean().item()
-    assert acc == pytest.approx(metrics["test/acc"], abs=1e-6)
+    assert ckpt["epoch"] + 1 == metrics["best_epoch"] and metrics["tested_weights"] == "best"
+    data_dir = str(make_cfg().data.data_dir)
+    assert _test_acc(best, data_dir) == pytest.approx(metrics["test/acc"], abs=1e-6)
+
+
+def test_last_checkpoint_is_the_final_epoch_and_test_checkpoint_last_tests_it(make_cfg, tmp_path):
+    # mode=min keeps the *worst* epoch as best.ckpt, so best and last surely differ (and the
+    # final epochs do not improve what best.ckpt monitors: last.ckpt must follow regardless).
+    metrics = train(make_cfg(
+        "trainer.max_epochs=3", "seed=0", "test_checkpoint=last",
+        "callbacks.model_checkpoint.mode=min",
+    ))
+    best, last = (tmp_path / "run" / "checkpoints" / f"{n}.ckpt" for n in ("best", "last"))
+    epochs = [torch.load(c, weights_only=True)["epoch"] for c in (best, last)]
+    assert epochs == [0, 2]  # counted from 0
+    data_dir = str(make_cfg().data.data_dir)
+    assert metrics["tested_weights"] == "last"
+    assert _test_acc(last, data_dir) == pytest.approx(metrics["test/acc"], abs=1e-6)
+    assert _test_acc(best, data_dir) != pytest.approx(metrics["test/acc"], abs=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -117,7 +137,10 @@ def test_onecycle_steps_per_batch(make_cfg, tmp_path):
 
 
 def test_without_checkpointing_tests_the_final_weights(make_cfg, tmp_path):
-    metrics = train(make_cfg("~callbacks.model_checkpoint", "+trainer.enable_checkpointing=false"))
+    metrics = train(make_cfg(
+        "~callbacks.model_checkpoint", "~callbacks.last_checkpoint",
+        "+trainer.enable_checkpointing=false",
+    ))
     assert metrics["status"] == "ok" and metrics["best_checkpoint"] is None
     assert metrics["test/acc"] is not None and not (tmp_path / "run" / "checkpoints").exists()
 
@@ -148,6 +171,7 @@ def test_same_seed_same_numbers(make_cfg):
         ("augment.scale=[1.2,0.8]", "augment settings"),
         ("augment.elastic_sigma=0", "augment settings"),
         ("callbacks.ema.decay=1.5", "callbacks.ema.decay"),
+        ("test_checkpoint=final", "test_checkpoint=final must be best"),
         ("model=cnn model.convs_per_block=0", "model.convs_per_block"),
         ("model.compile={mode:bogus}", "model.compile"),
     ],

@@ -45,6 +45,11 @@ def check_config(cfg: DictConfig) -> None:
             f"callbacks.ema.decay={decay} must be in [0, 1): the weight kept by the moving "
             "average each step (0 turns it off). Example: callbacks.ema.decay=0.999"
         )
+    if cfg.get("test_checkpoint") not in ("best", "last"):
+        raise UserError(
+            f"test_checkpoint={cfg.get('test_checkpoint')} must be best (the checkpoint with the "
+            "highest val/acc) or last (the final weights). Example: test_checkpoint=last"
+        )
     if cfg.get("threads") is not None and (not isinstance(cfg.threads, int) or cfg.threads < 1):
         raise UserError(f"threads={cfg.threads} must be a positive integer or null.")
 

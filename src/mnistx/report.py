@@ -46,7 +46,11 @@ def print_summary(metrics: dict[str, Any], console: Console | None = None) -> No
     table.add_column(style="bold")
     table.add_column()
     rows = [
-        ("test accuracy", _fmt(metrics.get("test/acc"), pct=True)),
+        (
+            "test accuracy",
+            _fmt(metrics.get("test/acc"), pct=True)
+            + (" (final weights)" if metrics.get("tested_weights") == "last" else ""),
+        ),
         ("test loss", _fmt(metrics.get("test/loss"))),
         ("best val accuracy", _fmt(metrics.get("val/acc_best"), pct=True)),
         ("best epoch", f"{metrics.get('best_epoch')} of {metrics.get('epochs')}"),

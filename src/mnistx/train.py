@@ -203,14 +203,18 @@ def train(
         compile_seconds = (_compile_seconds() or 0.0) - compiled_before
     train_seconds = timer.time_elapsed("train") - (compile_seconds or 0.0)
     fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    # The checkpoint callback that monitors val/acc (last_checkpoint monitors nothing).
+    best = next((c.best_model_path for c in trainer.checkpoint_callbacks if c.monitor), "")
     # The best checkpoint already holds the averaged weights; an EMA callback would swap the
     # raw ones back in when the test loads it.
     trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, WeightAveraging)]
     results = {}
-    if cfg.test:  # the best checkpoint when there is one, else the final weights
+    # The final weights are in the module (averaged, with EMA), so `last` loads nothing.
+    tested = "best" if best and cfg.test_checkpoint == "best" else "last"
+    if cfg.test:
         results = trainer.test(
-            module, datamodule=datamodule, ckpt_path="best" if best else None, verbose=False
+            module, datamodule=datamodule, ckpt_path=best if tested == "best" else None,
+            verbose=False,
         )[0]
     metrics: dict[str, Any] = {
         "status": "ok",
@@ -226,6 +230,7 @@ def train(
         "accelerator": trainer.strategy.root_device.type,
         **{k: fit_metrics.get(k) for k in ("train/loss", "train/acc", "val/loss", "val/acc")},
         "best_checkpoint": best or None,
+        "tested_weights": (tested if cfg.test else None),
         **_time_to_target(cfg.get("target_acc"), fit_metrics, train_seconds),
         "threads": torch.get_num_threads(),
         "overrides": list(overrides),
