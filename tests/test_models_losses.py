@@ -22,6 +22,28 @@ def test_cnn_too_deep_for_image_is_a_user_error():
         CNN(channels=[8, 8, 8, 8])
 
 
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_pool_first_without_batchnorm_is_the_same_function(activation):
+    """Max-pooling commutes with a non-decreasing activation, so the faster order changes
+    nothing when there is no BatchNorm between them (conv weights sit at the same indices)."""
+    torch.manual_seed(0)
+    kw = dict(channels=[4, 8], convs_per_block=2, padding=1, activation=activation)
+    last, first = CNN(**kw), CNN(pool_first=True, **kw)
+    first.load_state_dict(last.state_dict())
+    x = torch.randn(3, 1, 28, 28)
+    torch.testing.assert_close(first(x), last(x))
+    # ... and the order really differs: pooling right after the block's 2nd conv, not last.
+    assert type(first.features[3]) is torch.nn.MaxPool2d
+    assert type(last.features[4]) is torch.nn.MaxPool2d
+
+
+def test_pool_first_with_batchnorm_normalises_the_pooled_map():
+    net = CNN(channels=[4, 8], kernel_size=5, batch_norm=True, pool_first=True)
+    kinds = [type(m).__name__ for m in net.features]
+    assert kinds == ["Conv2d", "MaxPool2d", "BatchNorm2d", "ReLU"] * 2
+    assert net(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
 def test_bad_hidden_sizes():
     with pytest.raises(UserError, match="positive integers"):
         MLP(hidden_sizes=[128, 0])

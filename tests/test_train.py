@@ -145,9 +145,9 @@ def test_without_checkpointing_tests_the_final_weights(make_cfg, tmp_path):
     assert metrics["test/acc"] is not None and not (tmp_path / "run" / "checkpoints").exists()
 
 
-def test_same_seed_same_numbers(make_cfg):
+def test_same_seed_same_numbers(make_cfg, tmp_path):
     a = train(make_cfg("seed=0", "trainer.max_epochs=1"))
-    b = train(make_cfg("seed=0", "trainer.max_epochs=1"))
+    b = train(make_cfg("seed=0", "trainer.max_epochs=1", f"output_dir={tmp_path / 'again'}"))
     for key in ("test/acc", "test/loss", "val/acc_best", "train/loss"):
         assert a[key] == b[key]
 

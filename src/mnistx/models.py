@@ -75,7 +75,11 @@ class MLP(nn.Sequential):
 class CNN(nn.Module):
     """Per channel count a block of `convs_per_block` x (Conv [-BatchNorm] -activation), then
     MaxPool2; then a small classifier head. `padding` keeps each conv's output size ("same" for
-    padding = kernel_size // 2); the default 0 is the tutorials' "valid" convolution."""
+    padding = kernel_size // 2); the default 0 is the tutorials' "valid" convolution.
+    `pool_first` pools right after each block's last convolution, so its BatchNorm and
+    activation run on a quarter of the pixels: faster on CPU. Without BatchNorm and with a
+    non-decreasing activation (relu, tanh, ...; not gelu/silu) it computes the same function,
+    as max-pooling commutes with it; with BatchNorm it is a different network."""
 
     def __init__(
         self,
@@ -87,6 +91,7 @@ class CNN(nn.Module):
         batch_norm: bool = False,
         convs_per_block: int = 1,
         padding: int = 0,
+        pool_first: bool = False,
         in_channels: int = 1,
         image_size: int = 28,
         num_classes: int = 10,
@@ -107,13 +112,16 @@ class CNN(nn.Module):
                     f"{image_size}x{image_size} images below 1 pixel. Use fewer conv layers, "
                     "a smaller model.kernel_size or model.padding=1."
                 )
-            for _ in range(convs_per_block):
+            for i in range(convs_per_block):
                 features.append(nn.Conv2d(c_in, c, kernel_size, padding=padding))
+                if pool_first and i == convs_per_block - 1:
+                    features.append(nn.MaxPool2d(2))
                 if batch_norm:
                     features.append(nn.BatchNorm2d(c))
                 features.append(make_activation(activation))
                 c_in = c
-            features.append(nn.MaxPool2d(2))
+            if not pool_first:
+                features.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*features)
         head: list[nn.Module] = [nn.Flatten()]
         width = c_in * size * size
