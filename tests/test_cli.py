@@ -10,6 +10,7 @@ import pytest
 from conftest import TINY_OVERRIDES, run_cli
 
 from mnistx import run_dir
+from mnistx.cli_help import plain_help_request
 
 
 def test_single_run_end_to_end(tiny_data, tmp_path):
@@ -113,6 +114,50 @@ def test_unique_dir_suffixes(tmp_path, monkeypatch):
     assert run_dir.unique_dir(base) == base  # same process, same run: same folder
     monkeypatch.setattr(run_dir, "_claimed", {})  # as another process would see it
     assert run_dir.unique_dir(base) == base + "-1"
+
+
+def _python(cwd, code: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_quick_help_prints_hydras_help_page_without_torch(tmp_path):
+    """mnistx answers `--help` itself (Hydra's walk of every plugin's config groups takes ~2 s);
+    the page must stay the one Hydra renders from conf/hydra/help, overrides included."""
+    ours = run_cli(tmp_path, "model=cnn", "--help").stdout
+    hydras = _python(
+        tmp_path,
+        "import sys; sys.argv[1:] = ['model=cnn', '--help']\n"
+        "from mnistx.train import main; main()",
+    )
+    assert hydras.returncode == 0, hydras.stderr
+    assert ours == hydras.stdout and "kernel_size: 3" in ours
+    no_torch = _python(
+        tmp_path,
+        "import sys; sys.argv[1:] = ['--help']\nfrom mnistx.train import cli; cli()\n"
+        "assert not {'torch', 'lightning'} & set(sys.modules), 'imported torch'",
+    )
+    assert no_torch.returncode == 0, no_torch.stderr
+
+
+@pytest.mark.parametrize(
+    "argv,expect",
+    [
+        (["--help"], []),
+        (["model=cnn", "-h"], ["model=cnn"]),
+        (["-m", "--help"], None),  # other flags: Hydra's own help
+        (["--help", "--resolve"], None),
+        (["model=cnn"], None),
+    ],
+)
+def test_which_help_requests_are_answered_quickly(argv, expect):
+    assert plain_help_request(argv) == expect
+
+
+def test_bad_override_with_help_still_gets_hydras_error(tmp_path):
+    proc = run_cli(tmp_path, "model=nope", "--help", check=False)
+    assert proc.returncode == 1 and "model/nope" in proc.stderr
 
 
 def test_help_and_cfg_are_quick_and_need_no_torch(tmp_path):

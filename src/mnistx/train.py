@@ -372,9 +372,29 @@ def main(cfg: DictConfig) -> float | None:
     return metrics.get("val/acc_best")
 
 
-if __name__ == "__main__":
+def _run_cli() -> None:
+    from mnistx.cli_help import plain_help_request, render_help
+
+    help_overrides = plain_help_request(sys.argv[1:])
+    if help_overrides is not None:
+        try:
+            text = render_help(help_overrides)
+        except Exception:  # a bad override: Hydra's own --help reports it its usual way
+            text = None
+        if text is not None:
+            print(text)
+            return
+    main()
+
+
+def cli() -> None:
+    """`python -m mnistx.train` and the `mnistx-train` script."""
     try:
-        main()
+        _run_cli()
     except BrokenPipeError:  # `--help | head`: the reader has gone, nothing left to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    cli()
