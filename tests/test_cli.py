@@ -155,9 +155,10 @@ def test_which_help_requests_are_answered_quickly(argv, expect):
     assert plain_help_request(argv) == expect
 
 
-def test_bad_override_with_help_still_gets_hydras_error(tmp_path):
+def test_bad_override_with_help_gets_hydras_message_not_a_traceback(tmp_path):
     proc = run_cli(tmp_path, "model=nope", "--help", check=False)
-    assert proc.returncode == 1 and "model/nope" in proc.stderr
+    assert proc.returncode == 1 and "Could not find 'model/nope'" in proc.stderr
+    assert "Traceback" not in proc.stderr and "cnn" in proc.stderr
 
 
 def test_help_and_cfg_are_quick_and_need_no_torch(tmp_path):

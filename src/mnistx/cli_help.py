@@ -4,12 +4,13 @@ Hydra's own `--help` lists the config groups of every installed Hydra plugin (la
 sweepers, samplers: ~100 groups), twice, re-copying the config sources for each lookup: ~2 s
 on a 2-core CPU, though mnistx's help page shows only mnistx's own groups. This renders the
 same page from the same template (conf/hydra/help/mnistx.yaml) with the groups read from
-conf/. Anything it does not handle (other flags, a bad override) goes to Hydra as before.
+conf/. Other flags (`-m --help`, `--resolve`) go to Hydra as before.
 """
 
 from __future__ import annotations
 
 import string
+import sys
 from collections.abc import Sequence
 from importlib.resources import files
 from typing import TYPE_CHECKING
@@ -50,14 +51,32 @@ def app_config_groups() -> str:
 
 def render_help(overrides: Sequence[str]) -> str:
     """The help page for `python -m mnistx.train [overrides] --help`."""
-    from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf, open_dict
 
-    with initialize_config_module("mnistx.conf", version_base="1.3"):
-        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+    from mnistx.train import compose_config
+
+    cfg = compose_config(overrides, with_hydra=True)
     template = string.Template(cfg.hydra.help.template)
     with open_dict(cfg):
         del cfg["hydra"]
     return template.safe_substitute(
         APP_CONFIG_GROUPS=app_config_groups(), CONFIG=OmegaConf.to_yaml(cfg)
     )
+
+
+def answer_help(argv: Sequence[str]) -> bool:
+    """Print the help page if `argv` asks for it plainly; False leaves the call to Hydra.
+    A bad override gets Hydra's message, as a run would print it (Hydra's own `--help` shows
+    a traceback instead), and exit status 1."""
+    from hydra.errors import HydraException
+
+    overrides = plain_help_request(argv)
+    if overrides is None:
+        return False
+    try:
+        text = render_help(overrides)
+    except HydraException as e:
+        print(e, file=sys.stderr)
+        sys.exit(1)
+    print(text)
+    return True

@@ -41,13 +41,14 @@ def _build(what: str, build):
         ) from None
 
 
-def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
+def compose_config(overrides: Sequence[str] = (), with_hydra: bool = False) -> DictConfig:
     """The config `python -m mnistx.train <overrides>` would run, for notebooks, tests and
-    benchmarks. Outside a Hydra run, pass `output_dir=<folder>` among the overrides."""
+    benchmarks (`with_hydra`: with the `hydra` node too). Outside a Hydra run, pass
+    `output_dir=<folder>` among the overrides."""
     from hydra import compose, initialize_config_module
 
     with initialize_config_module("mnistx.conf", version_base="1.3"):
-        return compose("train", overrides=list(overrides))
+        return compose("train", overrides=list(overrides), return_hydra_config=with_hydra)
 
 
 def _quiet_libraries() -> None:
@@ -372,25 +373,13 @@ def main(cfg: DictConfig) -> float | None:
     return metrics.get("val/acc_best")
 
 
-def _run_cli() -> None:
-    from mnistx.cli_help import plain_help_request, render_help
-
-    help_overrides = plain_help_request(sys.argv[1:])
-    if help_overrides is not None:
-        try:
-            text = render_help(help_overrides)
-        except Exception:  # a bad override: Hydra's own --help reports it its usual way
-            text = None
-        if text is not None:
-            print(text)
-            return
-    main()
-
-
 def cli() -> None:
     """`python -m mnistx.train` and the `mnistx-train` script."""
+    from mnistx.cli_help import answer_help
+
     try:
-        _run_cli()
+        if not answer_help(sys.argv[1:]):
+            main()
     except BrokenPipeError:  # `--help | head`: the reader has gone, nothing left to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
