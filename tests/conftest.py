@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import shutil
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnistx.run_dir import register_resolvers
+from mnistx.run_folder import register_resolvers
 from mnistx.train import compose_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,6 +77,38 @@ def run_cli(
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+@pytest.fixture
+def cli_here(monkeypatch, capfd):
+    """`python -m mnistx.train ARGS` run in this process (the real cli(): preflight, Hydra,
+    the recipe), in a given working folder: (exit code, stdout, stderr). No interpreter
+    start-up per call, for the long tables of user mistakes."""
+    from mnistx import run_folder
+    from mnistx.train import cli
+
+    def _run(cwd: Path, *args: str) -> tuple[int, str, str]:
+        monkeypatch.chdir(cwd)
+        monkeypatch.setattr(run_folder, "_claimed", {})  # a new process would claim anew
+        monkeypatch.setattr(sys, "argv", ["mnistx.train", *args])
+        capfd.readouterr()
+        try:
+            cli()
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        out, err = capfd.readouterr()
+        return code, out, err
+
+    return _run
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under `folder` and a hash of its bytes."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 TINY_OVERRIDES = [

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
-from conftest import TINY_OVERRIDES, run_cli
+from conftest import TINY_OVERRIDES, make_tiny_dataset, run_cli, write_idx
 
-from mnistx import run_dir
+from mnistx import run_folder
 from mnistx.cli_help import plain_help_request
 
 
@@ -110,10 +112,10 @@ def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path):
 
 def test_unique_dir_suffixes(tmp_path, monkeypatch):
     base = str(tmp_path / "2026-01-01" / "10-00-00")
-    assert run_dir.unique_dir(base) == base
-    assert run_dir.unique_dir(base) == base  # same process, same run: same folder
-    monkeypatch.setattr(run_dir, "_claimed", {})  # as another process would see it
-    assert run_dir.unique_dir(base) == base + "-1"
+    assert run_folder.unique_dir(base) == base
+    assert run_folder.unique_dir(base) == base  # same process, same run: same folder
+    monkeypatch.setattr(run_folder, "_claimed", {})  # as another process would see it
+    assert run_folder.unique_dir(base) == base + "-1"
 
 
 def _python(cwd, code: str) -> subprocess.CompletedProcess:
@@ -168,3 +170,122 @@ def test_help_and_cfg_are_quick_and_need_no_torch(tmp_path):
     proc = run_cli(tmp_path, "--cfg", "job", "model=cnn")
     assert "mnistx.models.CNN" in proc.stdout
     assert not (tmp_path / "outputs").exists()
+
+
+# Every other mistake, through the real cli() in this process (no interpreter start-up each):
+# one `error:` paragraph, exit 1, no traceback, and the run's metrics.json says failed.
+@pytest.mark.parametrize(
+    "args,text",
+    [
+        (["seed=abc"], "seed=abc must be an integer"),
+        (["seed=-1"], "seed=-1 must be an integer from 0 to 4294967295"),
+        (["seed=1.5"], "seed=1.5 must be an integer"),
+        (["loss.label_smoothing=2"], "loss.label_smoothing=2 must be in [0, 1)"),
+        (["scheduler=step", "scheduler.scheduler.step_size=0"],
+         "scheduler.scheduler.step_size=0 must be a positive integer"),
+        (["optimizer.weight_decay=-1"], "optimizer.weight_decay=-1 must be a number >= 0"),
+        (["+trainer.accumulate_grad_batches=0"],
+         "trainer.accumulate_grad_batches=0 must be a positive integer"),
+        (["+trainer.val_check_interval=1000"],
+         "trainer.val_check_interval=1000 is more batches than one epoch has (16)"),
+        (["model.hidden_sizes=128"], "model.hidden_sizes=128 must be a list; its default is"),
+        (["augment.scale=0.9"], "augment.scale=0.9 must be a list; its default is [0.9,1.1]"),
+        (["+trainer.foo=1"], "trainer.foo is not an argument of Lightning's Trainer"),
+        (["data.batch_size=true"], "data.batch_size=true must be an integer (true and false"),
+        (["trainer.max_epochs=true"], "trainer.max_epochs=true must be an integer (true and"),
+        (["model=cnn", "model.channels=[]"], "model.channels=[] gives a CNN no convolution"),
+        (["model.dropout=1.5"], "model.dropout=1.5 must be in [0, 1)"),
+        (["test=maybe"], "test=maybe must be true or false"),
+        (["callbacks.progress_bar.refresh_rate=fast"],
+         "callbacks.progress_bar.refresh_rate=fast must be an integer"),
+        (["data.data_dir={file}"], "Not a directory"),
+        (["data.mean=abc"], "data.mean=abc must be a number; its default is 0.1307"),
+        (["target_acc=true"], "target_acc=true must be an accuracy in (0, 1]"),
+        (["threads=true"], "threads=true must be a positive integer"),
+        (["scheduler.interval=daily"], "scheduler.interval=daily must be epoch"),
+        (["scheduler=onecycle", "scheduler.scheduler.max_lr=-1"],
+         "scheduler.scheduler.max_lr=-1 must be a positive learning rate"),
+        (["data.std=0"], "data.std=0 must be a positive number"),
+        (["data.image_size=32"], "holds 28x28 single-channel images"),
+        (["trainer.devices=abc"], "Invalid trainer settings: `devices`"),
+        (["callbacks.progress_bar.every_n_batches=0"],
+         "callbacks.progress_bar.every_n_batches=0 must be an integer >= 1"),
+    ],
+)
+def test_every_user_mistake_is_one_paragraph(cli_here, tiny_data, tmp_path, args, text):
+    file = tmp_path / "a-file"
+    file.write_text("not a folder")
+    args = [a.format(file=file) for a in args]
+    data = [] if "data.data_dir" in args[0] else [f"data.data_dir={tiny_data}"]
+    code, out, err = cli_here(tmp_path, *data, *TINY_OVERRIDES, *args)
+    assert code == 1
+    assert "Traceback" not in out + err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and text in errors[0], err
+    (metrics,) = (tmp_path / "outputs").glob("*/*/metrics.json")
+    assert json.loads(metrics.read_text())["status"] == "failed"
+
+
+def test_a_folder_that_cannot_be_created_is_named_before_the_run(cli_here, tiny_data, tmp_path):
+    # sysfs refuses new folders even to root: a real read-only place on every Linux machine.
+    for args in (["hydra.run.dir=/sys/mnistx-test/run"], ["-m", "hydra.sweep.dir=/sys/x/y"]):
+        code, out, err = cli_here(tmp_path, f"data.data_dir={tiny_data}", *args)
+        assert code == 1 and "Traceback" not in out + err
+        assert "error: Cannot create the run folder /sys/" in err
+    code, out, err = cli_here(Path("/sys/kernel"), f"data.data_dir={tiny_data}")
+    assert code == 1 and "Cannot create the run folder outputs" in err and "Traceback" not in err
+
+
+def test_a_small_validation_split_warns(cli_here, tiny_data, tmp_path):
+    code, out, err = cli_here(tmp_path, f"data.data_dir={tiny_data}", *TINY_OVERRIDES,
+                              "data.val_size=1", "trainer.max_epochs=1")
+    assert code == 0
+    assert "data.val_size=1: with so few validation images" in " ".join((out + err).split())
+
+
+def test_data_dir_with_a_tilde_is_the_home_folder(cli_here, tiny_data, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "mn").symlink_to(tiny_data)
+    monkeypatch.setenv("HOME", str(home))
+    code, out, err = cli_here(tmp_path, "data.data_dir='~/mn'", *TINY_OVERRIDES,
+                              "trainer.max_epochs=1")
+    assert code == 0, err
+    (metrics,) = (tmp_path / "outputs").glob("*/*/metrics.json")
+    assert json.loads(metrics.read_text())["status"] == "ok"
+
+
+def _labels(raw: Path, prefix: str, change) -> None:
+    path = raw / f"{prefix}-labels-idx1-ubyte"
+    labels = np.frombuffer(path.read_bytes()[8:], dtype=np.uint8)
+    write_idx(path, change(labels.copy()))
+
+
+def _wrong_magic(raw: Path) -> None:
+    path = raw / "t10k-images-idx3-ubyte"
+    path.write_bytes(b"\x00\x00\x08\x02" + path.read_bytes()[4:])
+
+
+@pytest.mark.parametrize(
+    "damage,text",
+    [
+        (lambda raw: _labels(raw, "train", lambda y: y[:-1]),
+         "train-labels-idx1-ubyte holds 599 labels but"),
+        (lambda raw: _labels(raw, "t10k", lambda y: y[:-3]),
+         "t10k-labels-idx1-ubyte holds 197 labels but"),
+        (lambda raw: _labels(raw, "t10k", lambda y: np.where(y == 3, 12, y)),
+         "t10k-labels-idx1-ubyte has a label 12, but the dataset has 10 classes"),
+        (_wrong_magic, "should be the magic number 0x00000801 (labels) or 0x00000803 (images), "
+                       "and are 0x00000802"),
+    ],
+    ids=["train_count", "test_count", "label_range", "magic"],
+)
+def test_bad_data_files_are_named_before_training(cli_here, tmp_path, damage, text):
+    root = make_tiny_dataset(tmp_path / "data")
+    damage(root / "MNIST" / "raw")
+    code, out, err = cli_here(tmp_path, f"data.data_dir={root}", *TINY_OVERRIDES)
+    assert code == 1 and "Traceback" not in out + err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and text in errors[0], err
+    (run,) = (tmp_path / "outputs").glob("*/*")
+    assert not list(run.glob("events.out.*")) and not (run / "checkpoints").exists()

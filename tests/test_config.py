@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from mnistx.models import ACTIVATIONS, build_network
 from mnistx.train import compose_config
@@ -150,3 +151,38 @@ def test_speed_presets_build(experiment):
         assert 0 < cfg.callbacks.ema.decay < 1
         assert cfg.loss.label_smoothing > 0
         assert cfg.model.channels_last
+
+
+def test_every_config_folder_is_a_listed_package():
+    """An unlisted folder of YAML files makes setuptools warn at every install (and a plain
+    `pip install .` would leave its files out)."""
+    from pathlib import Path
+
+    import tomllib
+
+    repo = Path(__file__).resolve().parents[1]
+    listed = set(tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    folders = {"mnistx." + ".".join(p.relative_to(repo).parts)
+               for p in (repo / "conf").rglob("*") if p.is_dir() and any(p.glob("*.yaml"))}
+    assert folders | {"mnistx.conf"} <= listed
+
+
+@pytest.mark.parametrize("experiment", ["null", "best_cnn", "fast_cnn", "fast_mlp",
+                                        "tutorial_cnn_sgd", "tutorial_mlp_adam",
+                                        "tutorial_mlp_sigmoid"])
+@pytest.mark.parametrize("extra", [[], ["model=cnn", "augment=affine", "scheduler=step"],
+                                   ["hparams_search=optuna"], ["sweep=optimizers"]])
+def test_every_shipped_config_passes_the_checks(experiment, extra):
+    from mnistx.checks import check_config
+
+    chosen = [] if experiment == "null" else [f"experiment={experiment}"]
+    check_config(_compose(*chosen, *extra))
+
+
+def test_run_and_sweep_folders_are_made_under_outputs():
+    from mnistx.run_folder import OUTPUTS
+
+    cfg = compose_config(["output_dir=/unused"], with_hydra=True)
+    raw = OmegaConf.to_container(cfg.hydra, resolve=False)
+    assert f",{OUTPUTS}/" in raw["run"]["dir"] and f"{OUTPUTS}/multirun" in raw["sweep"]["dir"]

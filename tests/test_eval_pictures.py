@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import TINY_OVERRIDES, run_cli
+from conftest import TINY_OVERRIDES, run_cli, snapshot
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -134,3 +134,52 @@ def test_image_grid_shows_each_image_under_its_caption() -> None:
         assert abs(x - (k * canvas.shape[1] // 4 + left + 14)) < 4
         assert to_rgba(texts[titles[i]].get_color()) == to_rgba("red" if wrong[i] else "black")
     figures.plt.close(fig)
+
+
+def test_eval_writes_its_own_folder_never_over_the_runs_files(trained_run, tmp_path):
+    before = {k: v for k, v in snapshot(trained_run).items() if not k.startswith("eval/")}
+    for args, folder in (([], "best"), ([f"ckpt={trained_run / 'checkpoints' / 'last.ckpt'}"],
+                                         "last")):
+        proc = run_cli(tmp_path, f"run={trained_run}", *args, module="mnistx.eval")
+        out = trained_run / "eval" / folder
+        report = json.loads((out / "eval.json").read_text())
+        assert report["checkpoint"].endswith(f"{folder}.ckpt") and str(out) in proc.stdout
+        for name in ("confusion_matrix.png", "misclassified.png"):
+            _png(out / name)
+    after = {k: v for k, v in snapshot(trained_run).items() if not k.startswith("eval/")}
+    assert after == before
+
+
+def test_eval_out_must_be_a_folder_that_holds_no_run(trained_run, tmp_path):
+    a_file = tmp_path / "report.txt"
+    a_file.write_text("mine")
+    before = snapshot(trained_run)
+    for out, text in ((a_file, "is a file; --out names a folder"),
+                      (trained_run, "is a run folder, and an evaluation never writes over")):
+        proc = run_cli(tmp_path, f"run={trained_run}", "--out", str(out), module="mnistx.eval",
+                       check=False)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.startswith("error:") and text in proc.stderr
+    assert a_file.read_text() == "mine" and snapshot(trained_run) == before
+
+
+def test_eval_of_a_sweep_folder_lists_its_jobs(trained_run, tmp_path):
+    import shutil
+
+    sweep = tmp_path / "multirun" / "2026-12-02" / "10-00-00"
+    for job in ("optimizer.lr=0.01", "optimizer.lr=0.1"):
+        shutil.copytree(trained_run, sweep / job)
+    proc = run_cli(tmp_path, f"run={sweep}", module="mnistx.eval", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "is a sweep folder with 2 jobs, not one run" in proc.stderr
+    assert f"run={sweep / 'optimizer.lr=0.01'}" in proc.stderr
+
+
+def test_predict_show_never_writes_over_a_runs_picture(trained_run, tmp_path):
+    picture = trained_run / "samples.png"
+    before = picture.read_bytes()
+    (tmp_path / "x.png").write_bytes(before)
+    proc = run_cli(tmp_path, f"run={trained_run}", "images=x.png", "--show", str(picture),
+                   module="mnistx.predict", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "is one of a run's own files" in proc.stderr and picture.read_bytes() == before

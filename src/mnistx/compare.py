@@ -12,6 +12,7 @@ import argparse
 import csv
 import io
 import json
+import logging
 import statistics
 import sys
 from collections.abc import Sequence
@@ -24,33 +25,73 @@ from rich.table import Table
 
 from mnistx.errors import UserError, exit_status
 from mnistx.report import write_text
+from mnistx.run_folder import SWEEP_CONFIG
 from mnistx.sweep import parse_overrides
 
 SEED = "seed"
+log = logging.getLogger("mnistx")
 
 
 def _load_run(path: Path) -> dict[str, Any]:
+    """One job's record; a metrics.json that cannot be read is skipped with a warning, and
+    the job is listed as `unreadable` (with its command line from .hydra/)."""
     metrics_file = path / "metrics.json"
+    overrides_file = path / ".hydra" / "overrides.yaml"
+    run = None
     if metrics_file.exists():
-        run = json.loads(metrics_file.read_text())
-    else:  # started, never finished (killed, out of memory, cluster time limit)
-        overrides_file = path / ".hydra" / "overrides.yaml"
-        overrides = (
-            list(OmegaConf.load(overrides_file)) if overrides_file.exists() else []
-        )
+        try:
+            run = json.loads(metrics_file.read_text())
+            if not isinstance(run, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as e:
+            log.warning("Skipping %s: it cannot be read (%s); the report lists the job as "
+                        "unreadable.", metrics_file, e)
+            run = {"status": "unreadable", "reason": f"metrics.json cannot be read ({e})"}
+    if run is None:  # started, never finished (killed, out of memory, cluster time limit)
         run = {
             "status": "failed",
             "reason": "no metrics.json: the job did not finish (killed or interrupted?)",
-            "overrides": overrides,
         }
+    if "overrides" not in run:
+        run["overrides"] = (
+            [str(o) for o in OmegaConf.load(overrides_file)] if overrides_file.exists() else []
+        )
     run["dir"] = str(path)
     run["values"] = parse_overrides(run.get("overrides", []))
     return run
 
 
+def _not_started(sweep_dir: Path, runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The jobs of the sweep's grid that have no folder: the sweep ended (Ctrl-C, a kill)
+    before they started."""
+    from mnistx.sweep import sweep_grid, swept_keys_of, swept_values
+
+    try:
+        config = OmegaConf.load(sweep_dir / SWEEP_CONFIG)
+        grid, keys = sweep_grid(config), swept_keys_of(config)
+    except Exception as e:  # an unreadable multirun.yaml: report the jobs that are there
+        log.warning("Cannot read the sweep's grid from %s (%s).", sweep_dir / SWEEP_CONFIG, e)
+        return []
+    seen = [run["values"] for run in runs]
+    missing = []
+    for overrides in grid or []:
+        swept = swept_values(overrides, keys)
+        if not any(all(v.get(k) == x for k, x in swept.items()) for v in seen):
+            missing.append({
+                "status": "not started",
+                "reason": "the sweep ended before this job started",
+                "overrides": overrides,
+                "swept": swept,
+                "values": parse_overrides(overrides),
+                "dir": None,
+            })
+            seen.append(swept)
+    return missing
+
+
 def load_runs(dirs: Sequence[str | Path]) -> list[dict[str, Any]]:
-    """Every job folder (one with metrics.json or .hydra/) in the given sweep folders; a
-    folder that is itself a run counts as one."""
+    """Every job folder (one with metrics.json or .hydra/) in the given sweep folders, and the
+    jobs of their grids that never started; a folder that is itself a run counts as one."""
     runs = []
     for d in map(Path, dirs):
         if not d.is_dir():
@@ -59,9 +100,13 @@ def load_runs(dirs: Sequence[str | Path]) -> list[dict[str, Any]]:
         if (d / "metrics.json").exists():
             runs.append(_load_run(d))
             continue
-        for sub in sorted(p for p in d.iterdir() if p.is_dir()):
-            if (sub / "metrics.json").exists() or (sub / ".hydra").is_dir():
-                runs.append(_load_run(sub))
+        found = [
+            _load_run(sub) for sub in sorted(p for p in d.iterdir() if p.is_dir())
+            if (sub / "metrics.json").exists() or (sub / ".hydra").is_dir()
+        ]
+        if (d / SWEEP_CONFIG).exists():
+            found += _not_started(d, found)
+        runs += found
     if not runs:
         raise UserError(
             f"No runs found in {', '.join(map(str, dirs))}: expected job folders holding "
@@ -112,7 +157,7 @@ def group_runs(runs: Sequence[dict[str, Any]], keys: Sequence[str]) -> list[dict
             row["reason"] = prefix + " | ".join(reasons)
         row["runs"] = members
         rows.append(row)
-    rank = {"ok": 0, "failed": 1, "skipped": 2}
+    rank = {"ok": 0, "interrupted": 1, "failed": 1, "skipped": 2, "not started": 3}
     rows.sort(key=lambda r: (rank.get(r["status"], 1), -(r["val/acc_best"] or 0.0)))
     return rows
 

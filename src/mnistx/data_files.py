@@ -25,17 +25,32 @@ def _md5(path: Path) -> str:
     return h.hexdigest()
 
 
-def check_idx(path: Path) -> None:
-    """Raise UserError unless `path` is a complete IDX file (header and size agree)."""
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(16)
+def _readable(path: Path, action):
+    """Run `action`, turning a file-system error (no permission, not a folder) into a
+    UserError naming the path."""
+    try:
+        return action()
+    except OSError as e:
+        raise UserError(
+            f"Cannot read the data file {path}: {e.strerror or e}. Make it readable (and every "
+            "folder above it), or point data.data_dir (or MNISTX_DATA_DIR) at a folder that "
+            "holds <dataset>/raw with the four files."
+        ) from None
+
+
+def check_idx(path: Path) -> list[int]:
+    """The dimensions an IDX file's header announces; UserError unless the file is a complete
+    IDX file (header and size agree)."""
+    size = _readable(path, lambda: path.stat().st_size)
+    head = _readable(path, lambda: path.open("rb").read(16))
     magic = int.from_bytes(head[:4], "big") if len(head) >= 4 else -1
     ndim = _MAGIC.get(magic)
     if ndim is None or len(head) < 4 + 4 * ndim:
+        found = f"0x{magic:08x}" if magic >= 0 else f"only {len(head)} bytes"
         raise UserError(
-            f"{path} is not an MNIST-format IDX file (bad header). Replace it with the "
-            "original file, or move it away so it is downloaded again."
+            f"{path} is not an MNIST-format IDX file: its first 4 bytes should be the magic "
+            f"number 0x00000801 (labels) or 0x00000803 (images), and are {found}. Replace it "
+            "with the original file, or move it away so it is downloaded again."
         )
     dims = [int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     expected = 4 + 4 * ndim + math.prod(dims)
@@ -45,19 +60,48 @@ def check_idx(path: Path) -> None:
             f"values ({expected} bytes) but the file has {size} bytes. Replace it with the "
             "original file, or move it away so it is downloaded again."
         )
+    return dims
 
 
-def ensure_raw_files(dataset_cls: type, root: str | os.PathLike) -> Path:
-    """Check, extract or download the four raw files of `dataset_cls` under root/<Name>/raw."""
+def check_pairs(raw: Path, resources: list[tuple[str, str]], num_classes: int | None) -> None:
+    """Each images file has as many labels as images, and every label names a class."""
+    idx = [raw / gz.removesuffix(".gz") for gz, _ in resources]
+    for split in ("train", "t10k"):
+        images = next((p for p in idx if p.name.startswith(f"{split}-images")), None)
+        labels = next((p for p in idx if p.name.startswith(f"{split}-labels")), None)
+        if images is None or labels is None:
+            continue
+        n_images, n_labels = check_idx(images)[0], check_idx(labels)[0]
+        if n_images != n_labels:
+            raise UserError(
+                f"{labels} holds {n_labels} labels but {images} holds {n_images} images: the "
+                "two files of a split must come from the same release. Replace them with the "
+                "original pair."
+            )
+        if num_classes is not None:
+            top = max(_readable(labels, labels.read_bytes)[8:], default=0)
+            if top >= num_classes:
+                raise UserError(
+                    f"{labels} has a label {top}, but the dataset has {num_classes} classes "
+                    f"(labels 0 to {num_classes - 1}). Replace it with the original file, or "
+                    "set data.num_classes to the number of classes it really has."
+                )
+
+
+def ensure_raw_files(
+    dataset_cls: type, root: str | os.PathLike, num_classes: int | None = None
+) -> Path:
+    """Check, extract or download the four raw files of `dataset_cls` under root/<Name>/raw,
+    and that each split's images and labels agree."""
     raw = Path(root) / dataset_cls.__name__ / "raw"
     resources = list(dataset_cls.resources)  # (file name, md5) pairs
     missing = []
     for gz, md5 in resources:
         idx = raw / gz.removesuffix(".gz")
-        if idx.exists():
+        if _readable(idx, idx.exists):
             check_idx(idx)
         elif (raw / gz).exists():
-            if _md5(raw / gz) != md5:
+            if _readable(raw / gz, lambda gz=gz: _md5(raw / gz)) != md5:
                 raise UserError(
                     f"{raw / gz} is truncated or corrupt (its md5 is not the official {md5}). "
                     f"Replace it with the original download, or, if it is a re-compressed copy "
@@ -68,6 +112,7 @@ def ensure_raw_files(dataset_cls: type, root: str | os.PathLike) -> Path:
         else:
             missing.append(gz)
     if not missing:
+        check_pairs(raw, resources, num_classes)
         return raw
     try:
         if len(missing) == len(resources):
@@ -90,6 +135,7 @@ def ensure_raw_files(dataset_cls: type, root: str | os.PathLike) -> Path:
         ) from None
     for gz, _ in resources:
         check_idx(raw / gz.removesuffix(".gz"))
+    check_pairs(raw, resources, num_classes)
     return raw
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import lightning.pytorch as L
 import torch
 from hydra.utils import get_class
 
-from mnistx.data_files import ensure_raw_files
+from mnistx.checks import check_val_interval
+from mnistx.data_files import check_idx, ensure_raw_files
 from mnistx.errors import UserError
 from mnistx.loader import TensorBatches
 
@@ -35,7 +38,8 @@ class MNISTDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.dataset_cls = get_class(dataset)
-        self.data_dir = str(data_dir)
+        self.data_dir = os.path.expanduser(str(data_dir))
+        self.num_classes, self.channels, self.image_size = num_classes, channels, image_size
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_size = val_size
         self.mean, self.std = mean, std
@@ -44,7 +48,18 @@ class MNISTDataModule(L.LightningDataModule):
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def prepare_data(self) -> None:
-        ensure_raw_files(self.dataset_cls, self.data_dir)
+        """All four files present, whole and consistent (called before training starts), and
+        the shape facts the models are built from (data.image_size, data.channels) true."""
+        raw = ensure_raw_files(self.dataset_cls, self.data_dir, self.num_classes)
+        images = next(raw / gz.removesuffix(".gz") for gz, _ in self.dataset_cls.resources
+                      if gz.startswith("train-images"))
+        _, height, width = check_idx(images)
+        if (self.image_size, self.image_size) != (height, width) or self.channels != 1:
+            raise UserError(
+                f"data.image_size={self.image_size} data.channels={self.channels}, but {images} "
+                f"holds {height}x{width} single-channel images, which the models are built for. "
+                f"Set data.image_size={height} data.channels=1 (or leave both at their defaults)."
+            )
 
     def _load(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         ds = self.dataset_cls(self.data_dir, train=train, download=False)
@@ -57,7 +72,7 @@ class MNISTDataModule(L.LightningDataModule):
             return
         # Again here (a few header reads): setup() may be called without prepare_data(), e.g.
         # from a notebook, and a bad file must still give the clear message, not torchvision's.
-        ensure_raw_files(self.dataset_cls, self.data_dir)
+        ensure_raw_files(self.dataset_cls, self.data_dir, self.num_classes)
         x, y = self._load(train=True)
         n = len(x)
         if not 0 < self.val_size < n:
@@ -78,9 +93,16 @@ class MNISTDataModule(L.LightningDataModule):
             "val": (x[val_idx], y[val_idx]),
             "test": self._load(train=False),
         }
+        if self.trainer is not None:
+            check_val_interval(self.trainer.val_check_interval, self._train_batches())
         device = self.trainer.strategy.root_device if self.trainer is not None else None
         if device is not None and device.type != "cpu":
             self.splits = {k: (a.to(device), b.to(device)) for k, (a, b) in self.splits.items()}
+
+    def _train_batches(self) -> int:
+        """Training batches per epoch (on this rank), as Lightning counts them."""
+        n, limit = len(self.train_dataloader()), self.trainer.limit_train_batches
+        return int(n * limit) if isinstance(limit, float) else min(n, limit)
 
     def _batches(self, split: str, batch_size: int, shuffle: bool) -> TensorBatches:
         x, y = self.splits[split]

@@ -8,7 +8,8 @@ The data module and the model are rebuilt from the run's own saved config (.hydr
 and checkpoint, not from today's defaults, and tested through the same Lightning test loop as
 at the end of training, so test/acc matches the run's metrics.json for the same checkpoint.
 Prints accuracy, loss, a per-class table and the most confused pairs; writes eval.json,
-confusion_matrix.png and misclassified.png into the run folder (or --out).
+confusion_matrix.png and misclassified.png into <run>/eval/<checkpoint name>/ (or --out), never
+over the training run's own files.
 """
 
 from __future__ import annotations
@@ -44,36 +45,6 @@ def parse_settings(settings: Sequence[str]) -> dict[str, str]:
             "ckpt=<checkpoint file>, e.g. python -m mnistx.eval run=outputs/2026-11-23/14-02-11"
         )
     return parsed
-
-
-def locate(run: str | None, ckpt: str | None) -> tuple[Path, Path]:
-    """The run folder (holding .hydra/config.yaml) and the checkpoint to evaluate."""
-    if ckpt:
-        ckpt_path = Path(ckpt)
-        if not ckpt_path.is_file():
-            raise UserError(f"Checkpoint {ckpt_path} does not exist.")
-        run_dir = Path(run) if run else ckpt_path.resolve().parent.parent
-    else:
-        run_dir = Path(str(run))
-        if not run_dir.is_dir():
-            raise UserError(f"Run folder {run_dir} does not exist. Runs are under outputs/.")
-        found = [run_dir / "checkpoints" / n for n in ("best.ckpt", "last.ckpt")]
-        found = [p for p in found if p.is_file()]
-        if not found:
-            raise UserError(
-                f"No checkpoint in {run_dir / 'checkpoints'} (expected best.ckpt or "
-                "last.ckpt). Was the run trained with checkpointing on? Or pass ckpt=<file>."
-            )
-        ckpt_path = found[0]
-    from mnistx.resume import check_checkpoint
-
-    check_checkpoint(ckpt_path)
-    if not (run_dir / ".hydra" / "config.yaml").is_file():
-        raise UserError(
-            f"{run_dir} holds no .hydra/config.yaml, so the run's own data and model settings "
-            "are unknown. Pass run=<the run folder the checkpoint came from>."
-        )
-    return run_dir, ckpt_path
 
 
 def run_config(run_dir: Path, data_dir: str | None = None) -> DictConfig:
@@ -144,15 +115,14 @@ def evaluate(
     from mnistx.inference import captions, most_confident_mistakes, predict_probs
     from mnistx.module import ClassifierModule
     from mnistx.report import write_json
-    from mnistx.run_dir import register_resolvers
+    from mnistx.run_folder import eval_dir, locate, register_resolvers
     from mnistx.train import _quiet_libraries
 
     register_resolvers()
     _quiet_libraries()
     run_dir, ckpt_path = locate(run, ckpt)
     cfg = run_config(run_dir, data_dir)
-    out_dir = Path(out) if out else run_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = eval_dir(run_dir, ckpt_path, out)
 
     module = ClassifierModule.load_from_checkpoint(ckpt_path, map_location="cpu")
     datamodule = instantiate(cfg.data)
@@ -225,7 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         epilog="Example: python -m mnistx.eval run=outputs/2026-11-23/14-02-11",
     )
     parser.add_argument("settings", nargs="*", help="run=<folder>, ckpt=<file>, data_dir=<folder>")
-    parser.add_argument("--out", help="write eval.json and the PNGs here (default: the run)")
+    parser.add_argument(
+        "--out", help="write eval.json and the PNGs here (default: <run>/eval/<checkpoint>)"
+    )
     args = parser.parse_args(argv)
     return exit_status(lambda: evaluate(**parse_settings(args.settings), out=args.out))
 

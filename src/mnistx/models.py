@@ -38,7 +38,7 @@ def make_activation(name: str) -> nn.Module:
 
 def _check_sizes(key: str, sizes: Sequence[int]) -> list[int]:
     sizes = list(sizes)
-    if any(not isinstance(s, int) or s < 1 for s in sizes):
+    if any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in sizes):
         raise UserError(
             f"{key} must be a list of positive integers, got {sizes}. Example: {key}=[128,256]"
         )
@@ -101,6 +101,12 @@ class CNN(nn.Module):
             raise UserError(
                 f"model.convs_per_block={convs_per_block} must be >= 1 and model.padding="
                 f"{padding} >= 0. Example: model.convs_per_block=2 model.padding=1"
+            )
+        if not list(channels):
+            raise UserError(
+                "model.channels=[] gives a CNN no convolution block; it needs one channel "
+                "count per block. Example: model.channels=[32,64] (or model=mlp for no "
+                "convolutions)"
             )
         features: list[nn.Module] = []
         size, c_in = image_size, in_channels

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 from typing import Any
 
@@ -14,6 +15,9 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from mnistx.errors import DivergedError
 from mnistx.models import build_network
+
+# Scheduler attributes set from the run's length (CosineAnnealingLR, OneCycleLR).
+_HORIZON = ("T_max", "total_steps", "_schedule_phases")
 
 
 class ClassifierModule(L.LightningModule):
@@ -184,6 +188,24 @@ class ClassifierModule(L.LightningModule):
         if state.get("torch_rng") is not None:
             torch.set_rng_state(state["torch_rng"])
 
+    def on_train_start(self) -> None:
+        """An extended run (resumed with a larger trainer.max_epochs) restores its schedule's
+        old length with the rest of its state: a cosine would sit at eta_min, a one-cycle would
+        stop at its last step. Stretch such a schedule to this fit's length instead, so the
+        remaining epochs follow what a schedule planned for the new count does from here."""
+        horizons = getattr(self, "_horizons", [])
+        for config, fresh in zip(self.trainer.lr_scheduler_configs, horizons, strict=False):
+            scheduler = config.scheduler
+            if all(getattr(scheduler, k) == v for k, v in fresh.items()):
+                continue
+            for key, value in fresh.items():
+                setattr(scheduler, key, value)
+            if hasattr(scheduler, "_get_closed_form_lr"):  # cosine: its step is relative
+                for group, lr in zip(scheduler.optimizer.param_groups,
+                                     scheduler._get_closed_form_lr(), strict=True):
+                    group["lr"] = lr
+                scheduler._last_lr = [g["lr"] for g in scheduler.optimizer.param_groups]
+
     def _fused_unsupported(self) -> bool:
         """Fused optimizers unscale fp16 gradients inside their step, so Lightning cannot clip
         them first; that one combination falls back to the unfused implementation."""
@@ -200,6 +222,7 @@ class ClassifierModule(L.LightningModule):
             make_optimizer.keywords["fused"] = False
         optimizer = make_optimizer(params=self.parameters())
         sched_cfg = self.hparams.scheduler or {}
+        self._horizons = []
         if not sched_cfg.get("scheduler"):
             return optimizer
         make = instantiate(sched_cfg["scheduler"])
@@ -208,10 +231,13 @@ class ClassifierModule(L.LightningModule):
             make.keywords
         ):
             kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        scheduler = make(optimizer, **kwargs)
+        self._horizons = [{k: copy.deepcopy(getattr(scheduler, k)) for k in _HORIZON
+                           if hasattr(scheduler, k)}]
         return {
             "optimizer": optimizer,
             "lr_scheduler": {
-                "scheduler": make(optimizer, **kwargs),
+                "scheduler": scheduler,
                 "interval": sched_cfg.get("interval", "epoch"),
             },
         }

@@ -66,12 +66,15 @@ def predict(
     import torch
 
     from mnistx.digit_image import load_digit
-    from mnistx.eval import locate, run_config
+    from mnistx.eval import run_config
     from mnistx.inference import predict_probs
     from mnistx.module import ClassifierModule
+    from mnistx.run_folder import check_new_file, locate
 
     paths = image_paths(images)
     run_dir, ckpt_path = locate(run, ckpt)
+    if show:
+        check_new_file(Path(show), "--show")
     data = run_config(run_dir, data_dir).data
     module = ClassifierModule.load_from_checkpoint(ckpt_path, map_location="cpu")
 

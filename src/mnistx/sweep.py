@@ -50,6 +50,20 @@ def swept_values(overrides: Sequence[str], keys: Sequence[str] | None = None) ->
     return {k: values[k] for k in keys if k in values}
 
 
+def sweep_grid(cfg: DictConfig) -> list[list[str]] | None:
+    """Every job of a grid sweep (Hydra's basic sweeper) as its overrides, in launch order,
+    from the sweep's multirun.yaml; None for other sweepers (an Optuna search has no grid)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if "BasicSweeper" not in str(cfg.hydra.sweeper.get("_target_", "")):
+        return None
+    params = cfg.hydra.sweeper.get("params") or {}
+    words = [f"{k}={v}" for k, v in params.items()] + list(cfg.hydra.overrides.task)
+    (jobs,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(words), None)
+    return jobs
+
+
 def _short(value: str) -> str:
     """Optuna's floats (0.00031622776601683794) shortened for a folder name."""
     try:

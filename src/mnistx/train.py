@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ import hydra
 from omegaconf import DictConfig, open_dict
 
 from mnistx.errors import UnavailableError, UserError
-from mnistx.run_dir import register_resolvers
+from mnistx.run_folder import RunInfo, register_resolvers
 
 register_resolvers()
 log = logging.getLogger("mnistx")
@@ -113,8 +114,6 @@ def _stop_at(target: float) -> Any:
     val/acc reaches `target`, never for lack of improvement."""
     from lightning.pytorch.callbacks import EarlyStopping
 
-    if not 0 < target <= 1:
-        raise UserError(f"target_acc={target} must be an accuracy in (0, 1], e.g. 0.99")
     return EarlyStopping(
         monitor="val/acc", mode="max", stopping_threshold=target, patience=10**9,
         check_on_train_epoch_end=False, verbose=False,
@@ -127,11 +126,13 @@ def train(
     choices: dict[str, str] | None = None,
     extra_callbacks: Sequence[Any] = (),
     ckpt_path: Path | None = None,
+    run: RunInfo | None = None,
 ) -> dict[str, Any]:
     """Fit (from `ckpt_path` when resuming), test the best checkpoint, write metrics.json and
     return its contents.
 
     `extra_callbacks` (Lightning callbacks) are for programs that drive mnistx, e.g. benchmarks.
+    `run`: the run's own command line, swept values and continuations (default: `overrides`).
     """
     from mnistx.checks import check_accelerator, check_config, check_devices
 
@@ -144,9 +145,13 @@ def train(
 
     from mnistx.hparams import flat_hparams, log_hparams
     from mnistx.module import ClassifierModule
-    from mnistx.report import print_summary, write_json
+    from mnistx.report import print_summary
+    from mnistx.run_folder import record_interrupt, write_metrics
     from mnistx.step_overhead import NullProfiler, skip_idle_hooks
     from mnistx.sweep import swept_values
+
+    if run is None:
+        run = RunInfo(list(overrides), swept_values(overrides))
 
     _quiet_libraries()
     check_accelerator(cfg.trainer.accelerator)
@@ -157,6 +162,7 @@ def train(
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = _build("data", lambda: instantiate(cfg.data))
+    datamodule.prepare_data()  # all four data files, before anything is built or written
     module = _build("model", lambda: ClassifierModule.from_config(cfg))
     _build("optimizer", lambda: instantiate(cfg.optimizer)(module.parameters()))  # fail fast
     timer = Timer(verbose=False)
@@ -176,7 +182,14 @@ def train(
         trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, **lean)
     except Exception as e:  # Hydra wraps the Trainer's own error as the __cause__
         cause = e if isinstance(e, MisconfigurationException) else e.__cause__
-        if not isinstance(cause, MisconfigurationException | ValueError):
+        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(cause))
+        if isinstance(cause, TypeError) and unknown:
+            raise UserError(
+                f"trainer.{unknown[1]} is not an argument of Lightning's Trainer "
+                f"(lightning {L.__version__}). Check its spelling against "
+                "lightning.pytorch.Trainer's arguments, e.g. +trainer.gradient_clip_val=1.0"
+            ) from None
+        if not isinstance(cause, MisconfigurationException | ValueError | TypeError):
             raise
         raise UserError(
             f"Invalid trainer settings: {cause} Check the trainer.* overrides."
@@ -194,8 +207,9 @@ def train(
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     except SystemExit:
         if trainer.interrupted:  # Lightning exits after shutting down gracefully on Ctrl-C
-            _mark_interrupted(out, overrides, trainer.current_epoch, dict(module.history))
-            sys.exit(130)
+            if rank_zero:
+                record_interrupt(out, run, trainer.current_epoch, dict(module.history))
+            raise KeyboardInterrupt from None
         raise
     history = dict(module.history)  # before testing loads the best checkpoint's copy
     epochs = trainer.current_epoch  # completed epochs
@@ -203,7 +217,11 @@ def train(
     if compiled_before is not None:
         compile_seconds = (_compile_seconds() or 0.0) - compiled_before
     train_seconds = timer.time_elapsed("train") - (compile_seconds or 0.0)
-    fit_metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    # From the module's per-epoch record rather than trainer.callback_metrics: a resume of a
+    # run that had finished fitting (killed while testing) fits nothing, and has none.
+    fit_metrics = {k: v[-1] for k, v in history.items() if v}
+    if module.best_epoch >= 0:
+        fit_metrics["val/acc_best"] = float(module.val_acc_best.compute())
     # The checkpoint callback that monitors val/acc (last_checkpoint monitors nothing).
     best = next((c.best_model_path for c in trainer.checkpoint_callbacks if c.monitor), "")
     # The best checkpoint already holds the averaged weights; an EMA callback would swap the
@@ -234,51 +252,16 @@ def train(
         "tested_weights": (tested if cfg.test else None),
         **_time_to_target(cfg.get("target_acc"), fit_metrics, train_seconds),
         "threads": torch.get_num_threads(),
-        "overrides": list(overrides),
-        "swept": swept_values(overrides),
+        "overrides": run.overrides,
+        "swept": run.swept,
+        **({"resumes": run.resumes} if run.resumes else {}),
         "output_dir": str(out),
         "history": history,
     }
     if rank_zero:
-        write_json(out / "metrics.json", metrics)
+        write_metrics(out, metrics)
         print_summary(metrics)
     return metrics
-
-
-def _fail(out: Path, overrides: Sequence[str], reason: str, status: str = "failed") -> None:
-    from mnistx.report import write_json
-    from mnistx.sweep import swept_values
-
-    write_json(
-        out / "metrics.json",
-        {
-            "status": status,
-            "reason": reason,
-            "overrides": list(overrides),
-            "swept": swept_values(overrides),
-            "output_dir": str(out),
-        },
-    )
-
-
-def _mark_interrupted(
-    out: Path, overrides: Sequence[str], epoch: int, history: dict[str, Any]
-) -> None:
-    from mnistx.report import write_json
-
-    write_json(
-        out / "metrics.json",
-        {
-            "status": "interrupted",
-            "reason": f"stopped by Ctrl-C during epoch {epoch + 1}; continue it with: "
-            f"python -m mnistx.train resume={out}",
-            "epochs": epoch,
-            "overrides": list(overrides),
-            "output_dir": str(out),
-            "history": history,
-        },
-    )
-    print(f"interrupted: continue with python -m mnistx.train resume={out}", file=sys.stderr)
 
 
 def _ddp_ranks_join_this_job(hc: Any, overrides: Sequence[str]) -> None:
@@ -327,7 +310,7 @@ def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from mnistx.resume import resumed
+    from mnistx import run_folder
 
     hc = HydraConfig.get()
     overrides = list(hc.overrides.task)
@@ -340,28 +323,34 @@ def main(cfg: DictConfig) -> float | None:
     if ddp_job:
         _ddp_ranks_join_this_job(hc, overrides)
     start = time.time()
+    ckpt = None
+    if run_folder.folder_of(cfg.get("resume"), cfg.get("ckpt_path")) is not None:
+        cfg, ckpt, run = run_folder.continuation(cfg, overrides)  # checked by preflight
+        log.info("Resuming %s from %s", out, ckpt)
+    else:
+        run = run_folder.run_info(out, overrides)
+    owner = run_folder.is_rank_zero()
     # In a sweep, a job that cannot run or fails is recorded (status skipped / failed, with
     # the reason) and returns None; the other jobs go on. A single run exits non-zero.
     try:
-        resume = resumed(cfg, overrides)
-    except UserError as e:  # the run being resumed keeps its metrics.json as it was
-        _report_user_error(e)
-        sys.exit(1)
-    if resume is not None:
-        cfg, ckpt = resume
-        log.info("Resuming %s from %s", out, ckpt)
-    try:
-        metrics = train(cfg, overrides, dict(hc.runtime.choices),
-                        ckpt_path=resume[1] if resume else None)
+        if owner:
+            run_folder.hold(out)
+        metrics = train(cfg, overrides, dict(hc.runtime.choices), ckpt_path=ckpt, run=run)
     except UserError as e:
         skipped = isinstance(e, UnavailableError)
-        _fail(out, overrides, str(e), status="skipped" if skipped else "failed")
+        if owner:
+            run_folder.record_failure(out, run, str(e), "skipped" if skipped else "failed")
         _report_user_error(e, "skipped" if skipped and sweep else "error")
         if not sweep:
             sys.exit(1)
         return None
+    except KeyboardInterrupt:  # train() recorded the interrupted run
+        if sweep and owner:
+            _report_interrupted_sweep(Path(hc.sweep.dir))
+        sys.exit(130)
     except Exception as e:
-        _fail(out, overrides, f"{type(e).__name__}: {e}")
+        if owner:
+            run_folder.record_failure(out, run, f"{type(e).__name__}: {e}")
         if not sweep:
             raise
         log.exception("job failed; the sweep goes on (outputs in %s)", out)
@@ -369,20 +358,54 @@ def main(cfg: DictConfig) -> float | None:
     finally:
         if ddp_job:
             _end_ddp_job()
+        run_folder.release(out)
     log.info("finished in %.1f s; outputs in %s", time.time() - start, out)
     return metrics.get("val/acc_best")
+
+
+def _report_interrupted_sweep(sweep_dir: Path) -> None:
+    """Ctrl-C ends the whole multirun: report what finished, and the jobs that never ran."""
+    from mnistx.compare import compare
+
+    try:
+        compare([sweep_dir])
+    except Exception as e:  # the runs are safe on disk; the report can be made again
+        log.error("Could not write the comparison report (%s). Make it again with: "
+                  "python -m mnistx.compare %s", e, sweep_dir)
 
 
 def cli() -> None:
     """`python -m mnistx.train` and the `mnistx-train` script."""
     from mnistx.cli_help import answer_help
 
+    args = sys.argv[1:]
     try:
-        if not answer_help(sys.argv[1:]):
-            main()
+        if answer_help(args):
+            return
+        _preflight(args)
+        main()
     except BrokenPipeError:  # `--help | head`: the reader has gone, nothing left to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
+    except UserError as e:  # raised before the run started (e.g. its folder), nothing written
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+def _preflight(args: Sequence[str]) -> None:
+    """The run folder's checks, before Hydra creates or writes anything (run_folder.preflight).
+    Arguments Hydra cannot parse are left for Hydra to explain."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    from mnistx.run_folder import preflight
+
+    words = [a for a in args if not a.startswith("-")]
+    try:
+        OverridesParser.create().parse_overrides(words)
+    except HydraException:
+        return
+    preflight(words, multirun=bool({"-m", "--multirun"} & set(args)))
 
 
 if __name__ == "__main__":

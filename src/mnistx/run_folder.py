@@ -1,0 +1,559 @@
+"""A run folder's whole life in one place: create, fail, interrupt, resume, extend, finish.
+
+A run folder is what users keep, so every entry point (train, resume, eval, predict, compare,
+sweeps) reads and writes it through this module, and two rules hold:
+
+- A folder that holds a run is written only by that run: by its own process, or by a
+  continuation of it (`resume=`), never by a second run aimed at it (`hydra.run.dir=`), by
+  two continuations at once (a lock), or by an evaluation (it writes under `eval/`).
+- A finished run's results are never overwritten or nulled: resuming it changes no file;
+  extending it (`resume=<run> trainer.max_epochs=<more>`) trains on and rewrites metrics.json
+  for the whole run, and if the extension fails, the finished record is kept in it.
+
+Layout:
+
+    .hydra/config.yaml, overrides.yaml   the composed config and the command line (Hydra)
+    .hydra/resumed-<time>/               the same for each continuation
+    metrics.json                         status (ok | failed | skipped | interrupted), results
+    checkpoints/best.ckpt, last.ckpt     best by val/acc; the latest validated epoch
+    eval/<checkpoint>/                   what `python -m mnistx.eval` writes
+    .lock                                held (flock) while a process trains in the folder
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from mnistx.errors import UserError
+
+METRICS = "metrics.json"
+CONFIG = Path(".hydra") / "config.yaml"
+OVERRIDES = Path(".hydra") / "overrides.yaml"
+CHECKPOINTS = "checkpoints"
+LAST = Path(CHECKPOINTS) / "last.ckpt"
+BEST = Path(CHECKPOINTS) / "best.ckpt"
+EVAL = "eval"
+OUTPUTS = "outputs"  # conf/train.yaml's run and sweep folders are made under it
+LOCK = ".lock"
+SWEEP_CONFIG = "multirun.yaml"  # written by Hydra into a sweep folder
+# Keys the resume command line may still change; every other setting is the run's own.
+ADJUSTABLE = ("trainer.max_epochs", "resume", "ckpt_path")
+
+_claimed: dict[str, str] = {}
+_locks: dict[str, int] = {}
+_epochs_in: dict[Path, int] = {}  # epochs each checkpoint holds, read once per process
+
+
+# --- creating ----------------------------------------------------------------------------
+
+
+def unique_dir(path: str) -> str:
+    """Claim `path`, or `path-1`, `path-2`, ... if taken; mkdir is atomic, so racing runs differ.
+
+    Hydra resolves the run dir more than once, on copies of the config; the answer is
+    remembered per process so a run claims exactly one folder.
+    """
+    if path in _claimed:
+        return _claimed[path]
+    candidate, n = path, 0
+    try:
+        parent = os.path.dirname(path)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        while True:
+            try:
+                os.mkdir(candidate)
+                _claimed[path] = candidate
+                return candidate
+            except FileExistsError:
+                n += 1
+                candidate = f"{path}-{n}"
+    except PermissionError as e:
+        raise UserError(
+            f"Cannot create the run folder {candidate}: {e.strerror} for {e.filename}. Run "
+            "from a folder you can write to, or send the outputs elsewhere with "
+            "hydra.run.dir=<folder> (hydra.sweep.dir=<folder> for -m)."
+        ) from None
+
+
+def run_dir(resume: str | None, ckpt_path: str | None, new: str) -> str:
+    """Hydra's run folder: the resumed run's own, or a fresh unique one."""
+    existing = folder_of(resume, ckpt_path)
+    return str(existing) if existing is not None else unique_dir(new)
+
+
+def config_subdir(resume: str | None, ckpt_path: str | None, stamp: str) -> str:
+    """Where Hydra saves the composed config: a resume keeps the run's original .hydra/."""
+    return ".hydra" if folder_of(resume, ckpt_path) is None else f".hydra/resumed-{stamp}"
+
+
+def register_resolvers() -> None:
+    """Make the run-folder resolvers (unique_dir, job_dirname, run_dir, config_subdir)
+    available to Hydra configs.
+
+    Cached in the config (use_cache): Hydra copies that cache into each sweep job's config, so
+    a joblib worker or SLURM job resolves the sweep folder the launcher claimed, not a new one.
+    """
+    from mnistx.sweep import job_dirname
+
+    for name, fn in (("unique_dir", unique_dir), ("job_dirname", job_dirname),
+                     ("run_dir", run_dir), ("config_subdir", config_subdir)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn, use_cache=True)
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+def folder_of(resume: str | None, ckpt_path: str | None) -> Path | None:
+    """The run folder a resume names: `resume=` itself, or a checkpoint's grandparent."""
+    if resume:
+        return Path(os.path.expanduser(str(resume)))
+    if ckpt_path:
+        return Path(os.path.expanduser(str(ckpt_path))).resolve().parent.parent
+    return None
+
+
+def read_metrics(folder: Path) -> dict[str, Any] | None:
+    """The folder's metrics.json, or None when it has none (or an unreadable one)."""
+    try:
+        data = json.loads((folder / METRICS).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def is_finished(metrics: dict[str, Any] | None) -> bool:
+    return bool(metrics) and metrics.get("status") == "ok"
+
+
+def _peers_share_folder() -> bool:
+    """Ranks of one multi-task SLURM step (srun -N2) each run this command; any of them may
+    write .hydra/ first."""
+    return int(os.environ.get("SLURM_STEP_NUM_TASKS", "1") or 1) > 1
+
+
+def holds_run(folder: Path) -> bool:
+    """Whether a run has written into `folder` (its results, checkpoints or config)."""
+    if (folder / METRICS).exists() or any((folder / CHECKPOINTS).glob("*.ckpt")):
+        return True
+    return (folder / CONFIG).exists() and not _peers_share_folder()
+
+
+def sweep_jobs(folder: Path) -> list[Path]:
+    """The job folders of a sweep folder (empty when `folder` is not one)."""
+    if not folder.is_dir() or (folder / CONFIG).exists():
+        return []
+    return sorted(p for p in folder.iterdir() if (p / CONFIG).exists())
+
+
+def is_rank_zero() -> bool:
+    """False in the extra processes of a DDP run (Lightning's LOCAL_RANK, SLURM's task id):
+    the first process owns the folder for them."""
+    return os.environ.get("LOCAL_RANK", "0") == "0" and (
+        not _peers_share_folder() or os.environ.get("SLURM_PROCID", "0") == "0"
+    )
+
+
+# --- commands that work when pasted --------------------------------------------------------
+
+
+def resume_arg(folder: Path | str) -> str:
+    """`resume=<folder>` as one bash word that Hydra's parser reads back as the path.
+
+    Sweep job folders contain `=` and `,` (optimizer.lr=0.01,model.activation=tanh), which
+    Hydra would read as another override or a sweep list, so such a path is quoted for Hydra
+    and the whole word again for the shell."""
+    path = str(folder)
+    if all(c.isalnum() or c in "/._-+@%" for c in path):
+        return f"resume={path}"
+    if not set(path) & set("\"$`\\!'"):
+        return f"\"resume='{path}'\""  # e.g. "resume='outputs/.../optimizer.lr=0.01'"
+    return shlex.quote("resume='" + path.replace("'", "\\'") + "'")
+
+
+def resume_command(folder: Path | str, *extra: str) -> str:
+    return " ".join(["python -m mnistx.train", resume_arg(folder), *extra])
+
+
+# --- one writer per folder -----------------------------------------------------------------
+
+
+def hold(folder: Path) -> None:
+    """Lock `folder` for this process until it exits or `release` is called; refuse when
+    another process holds it. A flock: the kernel drops it when its process dies, so a killed
+    run never leaves it stuck."""
+    key = str(folder.resolve())
+    if key in _locks:
+        return
+    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        owner = os.read(fd, 32).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise UserError(
+            f"{folder} is in use: process {owner} is training in it right now. Wait for it to "
+            "finish (or stop it), then run this again."
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    _locks[key] = fd
+
+
+def release(folder: Path) -> None:
+    fd = _locks.pop(str(folder.resolve()), None)
+    if fd is not None:
+        os.close(fd)  # closing the last descriptor drops the flock
+
+
+# --- records -------------------------------------------------------------------------------
+
+
+def write_metrics(folder: Path, metrics: dict[str, Any]) -> None:
+    from mnistx.report import write_json
+
+    write_json(folder / METRICS, metrics)
+
+
+def _keep_finished(folder: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """A failed or interrupted extension of a finished run keeps that run's record."""
+    before = read_metrics(folder)
+    if is_finished(before):
+        record["previous"] = before
+    elif before and before.get("previous"):
+        record["previous"] = before["previous"]
+    return record
+
+
+def record_failure(folder: Path, run: RunInfo, reason: str, status: str = "failed") -> None:
+    write_metrics(folder, _keep_finished(folder, {
+        "status": status,
+        "reason": reason,
+        "overrides": run.overrides,
+        "swept": run.swept,
+        "output_dir": str(folder),
+    }))
+
+
+def record_interrupt(folder: Path, run: RunInfo, epoch: int, history: dict[str, Any]) -> None:
+    command = resume_command(folder)
+    write_metrics(folder, _keep_finished(folder, {
+        "status": "interrupted",
+        "reason": f"stopped by Ctrl-C during epoch {epoch + 1}; continue it with: {command}",
+        "epochs": epoch,
+        "overrides": run.overrides,
+        "swept": run.swept,
+        "output_dir": str(folder),
+        "history": history,
+        "resumes": run.resumes,
+    }))
+    print(f"interrupted: continue with {command}", file=sys.stderr)
+
+
+# --- continuing ------------------------------------------------------------------------------
+
+
+@dataclass
+class RunInfo:
+    """What a run's records say about it across continuations: the command line that started
+    it, its swept values, and each continuation (the epoch it continued from, and when)."""
+
+    overrides: list[str]
+    swept: dict[str, str]
+    resumes: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _typed(override: str) -> Any:
+    """An override's value as Hydra types it (`trainer.max_epochs=2` -> 2)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create().parse_override(override).value()
+
+
+def _requested_epochs(overrides: Sequence[str]) -> Any:
+    from mnistx.sweep import override_key
+
+    found = [o for o in overrides if override_key(o) == "trainer.max_epochs"]
+    return _typed(found[-1]) if found else None
+
+
+def _epochs_done(metrics: dict[str, Any] | None, in_checkpoint: int) -> int:
+    return int(metrics["epochs"]) if is_finished(metrics) else in_checkpoint
+
+
+def preflight(overrides: Sequence[str], multirun: bool) -> None:
+    """Decide about the run folder before Hydra writes anything into it.
+
+    A resume must name a run, not be running already, and either continue an unfinished run
+    or extend a finished one (a finished run asked for nothing new is left as it is: exit 0).
+    A new run must not be aimed at a folder that holds a run.
+    """
+    from mnistx.sweep import override_key
+
+    if not is_rank_zero():
+        return  # the extra DDP processes join the folder their first process owns
+    values = {override_key(o): o for o in overrides}
+    resume = _typed(values["resume"]) if "resume" in values else None
+    ckpt = _typed(values["ckpt_path"]) if "ckpt_path" in values else None
+    folder = folder_of(resume, ckpt)
+    if folder is None:
+        key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+        target = _typed(values[key]) if key in values else None
+        _check_writable(Path(os.path.expanduser(str(target or OUTPUTS))), key)
+        if target and not multirun and holds_run(Path(os.path.expanduser(target))):
+            raise UserError(
+                f"hydra.run.dir={target} holds a run already, and a run never writes into "
+                f"another run's folder. To continue that run: {resume_command(target)}; to "
+                "start a new one, drop hydra.run.dir= (a fresh folder under outputs/ is made) "
+                "or name a folder that does not exist yet."
+            )
+        return
+    if multirun:
+        raise UserError(
+            "resume= continues one run in its own folder; run it without -m/--multirun "
+            f"(once per run): {resume_command(folder)}"
+        )
+    if "hydra.run.dir" in values:
+        raise UserError(
+            f"resume= continues the run in its own folder ({folder}), so hydra.run.dir= cannot "
+            f"send it elsewhere. Drop hydra.run.dir=: {resume_command(folder)}"
+        )
+    if not (folder / CONFIG).is_file():
+        jobs = sweep_jobs(folder)
+        hint = (f"{folder} is a sweep folder; resume one of its jobs, e.g. "
+                f"{resume_command(jobs[0])}" if jobs else
+                "Pass the folder of a run started with python -m mnistx.train, e.g. "
+                "resume=outputs/2026-11-23/14-02-11")
+        raise UserError(f"resume={folder}: not a run folder (no .hydra/config.yaml). {hint}")
+    ckpt_file = Path(os.path.expanduser(str(ckpt))) if ckpt else folder / LAST
+    if not ckpt_file.is_file():
+        raise UserError(
+            f"No checkpoint to resume from: {ckpt_file} does not exist (the run stopped before "
+            "its first epoch ended, or ran without checkpointing). Start it again instead."
+        )
+    if ckpt:
+        _checkpoint_epochs(ckpt_file)
+    metrics = read_metrics(folder)
+    wanted = _requested_epochs(overrides)
+    if wanted is not None and (not isinstance(wanted, int) or isinstance(wanted, bool)
+                               or wanted < 1):
+        raise UserError(
+            f"trainer.max_epochs={wanted} must be an integer >= 1: the epoch count to train "
+            f"the run to. Example: {resume_command(folder, 'trainer.max_epochs=20')}"
+        )
+    if is_finished(metrics):
+        done = int(metrics.get("epochs") or 0)
+        if wanted is None:
+            test = metrics.get("test/acc")
+            acc = "not tested" if test is None else f"test accuracy {100 * test:.2f}%"
+            print(
+                f"{folder} is finished (status ok, {acc}, {done} epochs); nothing to resume "
+                "and nothing was changed. To train it for more epochs: "
+                f"{resume_command(folder, f'trainer.max_epochs={done + 10}')}"
+            )
+            raise SystemExit(0)
+        if wanted <= done:
+            raise UserError(
+                f"trainer.max_epochs={wanted} is not above the {done} epochs {folder} has "
+                "trained already, so there is nothing to extend. Ask for more: "
+                f"{resume_command(folder, f'trainer.max_epochs={done + 10}')}"
+            )
+    done = _epochs_done(metrics, _checkpoint_epochs(ckpt_file))
+    if wanted is not None and wanted < done:
+        raise UserError(
+            f"trainer.max_epochs={wanted} is below the {done} epochs {folder} has trained "
+            f"already. Resume it with trainer.max_epochs={done} or more."
+        )
+    hold(folder)
+
+
+def _check_writable(target: Path, key: str) -> None:
+    """The run (or sweep) folder can be created: try it in its nearest existing parent, and
+    leave nothing behind."""
+    import tempfile
+
+    parent = target
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    try:
+        if not parent.is_dir():
+            raise NotADirectoryError(20, "Not a directory", str(parent))
+        os.rmdir(tempfile.mkdtemp(dir=parent, prefix=".mnistx-check-"))
+    except OSError as e:
+        raise UserError(
+            f"Cannot create the run folder {target}: {e.strerror} in {parent.resolve()}. Run "
+            f"from a folder you can write to, or send the outputs elsewhere with {key}=<folder>."
+        ) from None
+
+
+def continuation(cfg: DictConfig, overrides: Sequence[str]) -> tuple[DictConfig, Path, RunInfo]:
+    """The run's own config (with the adjustable overrides applied), the checkpoint to continue
+    from, and the run's records with this continuation added; `preflight` checked them."""
+    import logging
+
+    from mnistx.sweep import override_key
+
+    folder = folder_of(cfg.get("resume"), cfg.get("ckpt_path"))
+    assert folder is not None
+    ckpt_path = cfg.get("ckpt_path")
+    ckpt = Path(os.path.expanduser(str(ckpt_path))) if ckpt_path else folder / LAST
+    own = OmegaConf.load(folder / CONFIG)
+    ignored = [o for o in overrides if override_key(o) not in ADJUSTABLE]
+    if ignored:
+        logging.getLogger("mnistx").warning(
+            "Resuming with the run's own config; ignoring %s", " ".join(ignored))
+    adjusted = [o for o in overrides if override_key(o) == "trainer.max_epochs"]
+    for o in adjusted:
+        own.trainer.max_epochs = _typed(o)
+    own.output_dir = str(folder)
+    own.resume, own.ckpt_path = cfg.get("resume"), cfg.get("ckpt_path")
+    run = run_info(folder)
+    metrics = read_metrics(folder) or {}
+    if is_finished(metrics.get("previous")) and not is_finished(metrics):
+        metrics = metrics["previous"]  # an extension that failed: the finished run's record
+    run.resumes.append({
+        "from_epoch": _epochs_done(metrics, _checkpoint_epochs(ckpt)),
+        "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "checkpoint": ckpt.name,
+        **({"overrides": adjusted} if adjusted else {}),
+    })
+    return own, ckpt, run
+
+
+def _checkpoint_epochs(ckpt: Path) -> int:
+    """The epochs a (checked) checkpoint has trained: it is written at an epoch's validation."""
+    key = ckpt.resolve()
+    if key not in _epochs_in:
+        _epochs_in[key] = int(check_checkpoint(ckpt).get("epoch", -1)) + 1
+    return _epochs_in[key]
+
+
+def run_info(folder: Path, overrides: Sequence[str] | None = None) -> RunInfo:
+    """The run's command line (its own .hydra/overrides.yaml unless given), its values of
+    the keys its sweep varied (read from the sweep folder's multirun.yaml, so a resumed job
+    keeps them), and the continuations recorded so far."""
+    from mnistx.sweep import swept_keys_of, swept_values
+
+    if overrides is None:
+        file = folder / OVERRIDES
+        overrides = [str(o) for o in OmegaConf.load(file)] if file.exists() else []
+    overrides = list(overrides)
+    keys = None
+    sweep_file = folder.parent / SWEEP_CONFIG
+    if os.environ.get("MNISTX_SWEPT_KEYS") is None and sweep_file.exists():
+        try:
+            keys = swept_keys_of(OmegaConf.load(sweep_file))
+        except Exception:  # not a readable sweep record: the job's values stay unknown
+            keys = []
+    metrics = read_metrics(folder) or {}
+    resumes = list(metrics.get("resumes") or (metrics.get("previous") or {}).get("resumes")
+                   or [])
+    return RunInfo(overrides, swept_values(overrides, keys), resumes)
+
+
+def check_checkpoint(ckpt: Path) -> dict[str, Any]:
+    """The checkpoint's contents, or a clear message for a file that is not a readable mnistx
+    checkpoint."""
+    import torch
+
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception as e:
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(
+            f"Cannot read checkpoint {ckpt} ({detail[:200]}). It may be truncated or not a "
+            "Lightning checkpoint; use another one from the run's checkpoints/ folder."
+        ) from None
+    if not isinstance(state, dict) or "state_dict" not in state or "mnistx" not in state:
+        raise UserError(
+            f"{ckpt} is not an mnistx training checkpoint (no model state or mnistx state). "
+            "Use the run's checkpoints/last.ckpt."
+        )
+    return state
+
+
+# --- inspecting ------------------------------------------------------------------------------
+
+
+def locate(run: str | None, ckpt: str | None) -> tuple[Path, Path]:
+    """The run folder (holding .hydra/config.yaml) and the checkpoint to evaluate or predict
+    with: `ckpt=` itself, or the run's best.ckpt (last.ckpt when it has no best)."""
+    if ckpt:
+        ckpt_path = Path(os.path.expanduser(ckpt))
+        if not ckpt_path.is_file():
+            raise UserError(f"Checkpoint {ckpt_path} does not exist.")
+        folder = Path(os.path.expanduser(run)) if run else ckpt_path.resolve().parent.parent
+    else:
+        folder = Path(os.path.expanduser(str(run)))
+        if not folder.is_dir():
+            raise UserError(f"Run folder {folder} does not exist. Runs are under outputs/.")
+        jobs = sweep_jobs(folder)
+        if jobs:
+            shown = "\n".join(f"  run={j}" for j in jobs[:10])
+            more = f"\n  ... and {len(jobs) - 10} more" if len(jobs) > 10 else ""
+            raise UserError(
+                f"{folder} is a sweep folder with {len(jobs)} jobs, not one run. Pass one job's "
+                f"folder:\n{shown}{more}\n(python -m mnistx.compare {folder} compares them.)"
+            )
+        found = [p for p in (folder / BEST, folder / LAST) if p.is_file()]
+        if not found:
+            raise UserError(
+                f"No checkpoint in {folder / CHECKPOINTS} (expected best.ckpt or "
+                "last.ckpt). Was the run trained with checkpointing on? Or pass ckpt=<file>."
+            )
+        ckpt_path = found[0]
+    check_checkpoint(ckpt_path)
+    if not (folder / CONFIG).is_file():
+        raise UserError(
+            f"{folder} holds no .hydra/config.yaml, so the run's own data and model settings "
+            "are unknown. Pass run=<the run folder the checkpoint came from>."
+        )
+    return folder, ckpt_path
+
+
+def check_new_file(path: Path, option: str) -> None:
+    """A file an inspection writes where the user says: never over a run's own files."""
+    if path.is_dir():
+        raise UserError(f"{option} {path} is a folder; name a PNG file, e.g. {option} sheet.png")
+    if path.exists() and holds_run(path.parent):
+        raise UserError(
+            f"{option} {path} is one of a run's own files, and a prediction never writes over "
+            f"them. Name another file, e.g. {option} sheet.png"
+        )
+
+
+def eval_dir(folder: Path, ckpt: Path, out: str | None) -> Path:
+    """Where an evaluation writes: `--out`, or `<run>/eval/<checkpoint name>/`; never over a
+    run's own files."""
+    if out is None:
+        target = folder / EVAL / ckpt.stem
+    else:
+        target = Path(os.path.expanduser(out))
+        if target.exists() and not target.is_dir():
+            raise UserError(
+                f"--out {target} is a file; --out names a folder for eval.json and the "
+                "pictures. Pass a new or existing folder, e.g. --out eval-results"
+            )
+        if holds_run(target):
+            raise UserError(
+                f"--out {target} is a run folder, and an evaluation never writes over a run's "
+                f"own files. Leave out --out (it then writes to {folder / EVAL / ckpt.stem}) "
+                "or name another folder."
+            )
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"Cannot create {target} ({e.strerror}). Pass --out <folder>.") from None
+    return target
