@@ -189,7 +189,7 @@ def test_help_and_cfg_are_quick_and_need_no_torch(tmp_path):
         (["+trainer.val_check_interval=1000"],
          "trainer.val_check_interval=1000 is more batches than one epoch has (16)"),
         (["model.hidden_sizes=128"], "model.hidden_sizes=128 must be a list; its default is"),
-        (["augment.scale=0.9"], "augment.scale=0.9 must be a list; its default is [0.9,1.1]"),
+        (["augment.scale=0.9"], "augment.scale=0.9 must be a list; its default is [1.0,1.0]"),
         (["+trainer.foo=1"], "trainer.foo is not an argument of Lightning's Trainer"),
         (["data.batch_size=true"], "data.batch_size=true must be an integer (true and false"),
         (["trainer.max_epochs=true"], "trainer.max_epochs=true must be an integer (true and"),

@@ -289,6 +289,10 @@ def _requested_epochs(overrides: Sequence[str]) -> Any:
     return _typed(found[-1]) if found else None
 
 
+def _epochs(n: int) -> str:
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
+
+
 def _epochs_done(metrics: dict[str, Any] | None, in_checkpoint: int) -> int:
     return int(metrics["epochs"]) if is_finished(metrics) else in_checkpoint
 
@@ -343,7 +347,7 @@ def preflight(overrides: Sequence[str], multirun: bool) -> None:
             f"No checkpoint to resume from: {ckpt_file} does not exist (the run stopped before "
             "its first epoch ended, or ran without checkpointing). Start it again instead."
         )
-    if ckpt:
+    if ckpt:  # a checkpoint named on the command line is checked even for a finished run
         _checkpoint_epochs(ckpt_file)
     metrics = read_metrics(folder)
     wanted = _requested_epochs(overrides)
@@ -359,21 +363,21 @@ def preflight(overrides: Sequence[str], multirun: bool) -> None:
             test = metrics.get("test/acc")
             acc = "not tested" if test is None else f"test accuracy {100 * test:.2f}%"
             print(
-                f"{folder} is finished (status ok, {acc}, {done} epochs); nothing to resume "
+                f"{folder} is finished (status ok, {acc}, {_epochs(done)}); nothing to resume "
                 "and nothing was changed. To train it for more epochs: "
                 f"{resume_command(folder, f'trainer.max_epochs={done + 10}')}"
             )
             raise SystemExit(0)
         if wanted <= done:
             raise UserError(
-                f"trainer.max_epochs={wanted} is not above the {done} epochs {folder} has "
+                f"trainer.max_epochs={wanted} is not above the {_epochs(done)} {folder} has "
                 "trained already, so there is nothing to extend. Ask for more: "
                 f"{resume_command(folder, f'trainer.max_epochs={done + 10}')}"
             )
     done = _epochs_done(metrics, _checkpoint_epochs(ckpt_file))
     if wanted is not None and wanted < done:
         raise UserError(
-            f"trainer.max_epochs={wanted} is below the {done} epochs {folder} has trained "
+            f"trainer.max_epochs={wanted} is below the {_epochs(done)} {folder} has trained "
             f"already. Resume it with trainer.max_epochs={done} or more."
         )
     hold(folder)

@@ -146,7 +146,7 @@ def train(
     from mnistx.hparams import flat_hparams, log_hparams
     from mnistx.module import ClassifierModule
     from mnistx.report import print_summary
-    from mnistx.run_folder import record_interrupt, write_metrics
+    from mnistx.run_folder import is_rank_zero, record_interrupt, write_metrics
     from mnistx.step_overhead import NullProfiler, skip_idle_hooks
     from mnistx.sweep import swept_values
 
@@ -162,7 +162,10 @@ def train(
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = _build("data", lambda: instantiate(cfg.data))
-    datamodule.prepare_data()  # all four data files, before anything is built or written
+    # All four data files, before anything is built or written (DDP's other ranks leave it to
+    # rank 0, as Lightning's own prepare_data call does).
+    if is_rank_zero():
+        datamodule.prepare_data()
     module = _build("model", lambda: ClassifierModule.from_config(cfg))
     _build("optimizer", lambda: instantiate(cfg.optimizer)(module.parameters()))  # fail fast
     timer = Timer(verbose=False)
