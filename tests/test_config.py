@@ -156,9 +156,8 @@ def test_speed_presets_build(experiment):
 def test_every_config_folder_is_a_listed_package():
     """An unlisted folder of YAML files makes setuptools warn at every install (and a plain
     `pip install .` would leave its files out)."""
-    from pathlib import Path
-
     import re
+    from pathlib import Path
 
     repo = Path(__file__).resolve().parents[1]
     text = (repo / "pyproject.toml").read_text()  # no tomllib before Python 3.11
