@@ -142,3 +142,19 @@ def test_official_gz_files_are_verified_and_extracted_offline(tmp_path):
     assert x_all.std().item() == pytest.approx(1.0, abs=1e-3)  # and 0.3081
     assert dm.classes[0].startswith("0")
     assert np.isclose(len(dm.splits["val"][0]), 5000)
+
+
+def test_a_process_decodes_the_same_files_once(tmp_path):
+    """The jobs of a multirun run in one process: they share one decoded copy of the data,
+    and a changed file is decoded again."""
+    root = make_tiny_dataset(tmp_path)
+    a, b = _dm(root, seed=1), _dm(root, seed=2)
+    assert a.splits["test"][0] is b.splits["test"][0]
+    assert not torch.equal(a.splits["val"][0], b.splits["val"][0])  # each seed its own split
+    images = root / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
+    data = bytearray(images.read_bytes())
+    data[16:16 + 784] = bytes(784)  # the first test image all black
+    images.write_bytes(bytes(data))
+    c = _dm(root, seed=1)
+    assert c.splits["test"][0] is not a.splits["test"][0]
+    assert torch.all(c.splits["test"][0][0] == c.splits["test"][0][0].min())

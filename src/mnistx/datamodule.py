@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as L
 import torch
@@ -12,6 +14,9 @@ from mnistx.checks import check_val_interval
 from mnistx.data_files import check_idx, ensure_raw_files
 from mnistx.errors import UserError
 from mnistx.loader import TensorBatches
+
+# What _load decoded last in this process (the files it came from, and the tensors).
+_decoded: dict[Any, Any] = {}
 
 
 class MNISTDataModule(L.LightningDataModule):
@@ -62,10 +67,22 @@ class MNISTDataModule(L.LightningDataModule):
             )
 
     def _load(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        ds = self.dataset_cls(self.data_dir, train=train, download=False)
-        self.classes = list(ds.classes)
-        x = ds.data.unsqueeze(1).float().div_(255).sub_(self.mean).div_(self.std)
-        return x, ds.targets.long()
+        """The official train or test set, decoded and normalised: once per process for the
+        same files and constants, so the jobs of a multirun (one process with Hydra's basic
+        launcher) share one decode and one copy. Callers must not change it in place."""
+        raw = Path(self.data_dir) / self.dataset_cls.__name__ / "raw"
+        files = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns)
+                      for p in sorted(raw.glob("*-ubyte")))
+        key = (self.dataset_cls, os.path.realpath(self.data_dir), self.mean, self.std, files)
+        if _decoded.get("key") != key:
+            _decoded.clear()
+            _decoded["key"] = key
+        if train not in _decoded:
+            ds = self.dataset_cls(self.data_dir, train=train, download=False)
+            x = ds.data.unsqueeze(1).float().div_(255).sub_(self.mean).div_(self.std)
+            _decoded[train] = (x, ds.targets.long(), list(ds.classes))
+        x, y, self.classes = _decoded[train]
+        return x, y
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits:

@@ -90,6 +90,22 @@ def curves_figure(history: dict[str, list[float]]) -> Figure:
     return fig
 
 
+def to_png(fig: Figure) -> tuple[bytes, int, int]:
+    """The figure drawn once, as PNG bytes (with its height and width in pixels), and closed:
+    a run's pictures go to a file and to TensorBoard from the same drawing."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    fig.canvas.draw()
+    rgba = np.asarray(fig.canvas.buffer_rgba())
+    plt.close(fig)
+    buffer = io.BytesIO()
+    Image.fromarray(rgba[..., :3]).save(buffer, format="PNG")
+    return buffer.getvalue(), rgba.shape[0], rgba.shape[1]
+
+
 def save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

@@ -35,16 +35,22 @@ class Pictures(L.Callback):
         return None
 
     def _emit(self, trainer: L.Trainer, fig, tag: str, name: str | None, step: int) -> None:
-        """To TensorBoard (which closes the figure), and/or as a PNG file."""
+        """To TensorBoard and/or as a PNG file: drawn and encoded once for both (a second
+        rendering through add_figure cost as much as the first)."""
         if not trainer.is_global_zero:
+            figures.plt.close(fig)
             return
+        png, height, width = figures.to_png(fig)
         if name:
-            fig.savefig(self.out / name, dpi=100)
+            (self.out / name).write_bytes(png)
         writer = self._writer(trainer)
         if writer is not None:
-            writer.add_figure(tag, fig, global_step=step, close=True)
-        else:
-            figures.plt.close(fig)
+            from tensorboard.compat.proto.summary_pb2 import Summary
+
+            image = Summary.Image(height=height, width=width, colorspace=3,
+                                  encoded_image_string=png)
+            summary = Summary(value=[Summary.Value(tag=tag, image=image)])
+            writer._get_file_writer().add_summary(summary, global_step=step)
 
     def _grid(self, dm, x, y, idx, probs=None, title: str = ""):
         if probs is None:
