@@ -10,7 +10,7 @@ help:
 	@echo "make train [ARGS='model=cnn optimizer=adam']  train (default: MLP on MNIST)"
 	@echo "make test                                     lint + the whole test suite"
 	@echo "make test-fast                                tests without the real-data ones"
-	@echo "make bench                                    epoch-time, time-to-99% and pool-order benchmarks"
+	@echo "make bench                                    epoch-time, time-to-99%, pool-order, sweep-overhead benchmarks"
 	@echo "make tensorboard                              serve outputs/ in TensorBoard"
 
 $(BIN)/python:
@@ -50,6 +50,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/epoch_time.py $(ARGS)
 	$(BIN)/python bench/time_to_accuracy.py
 	$(BIN)/python bench/pool_order.py
+	$(BIN)/python bench/sweep_overhead.py
 
 tensorboard: $(VENV)/.installed
 	$(BIN)/tensorboard --logdir outputs $(ARGS)
