@@ -26,6 +26,13 @@ from mnistx.compare import group_runs, load_runs, swept_keys
 ONE_EPOCH = [*TINY_OVERRIDES, "trainer.max_epochs=1"]
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path, monkeypatch):
+    """Composing a sweep's Hydra config claims its sweep folder under outputs/: there, not in
+    the repository."""
+    monkeypatch.chdir(tmp_path)
+
+
 def _multirun(cwd: Path, data: Path, *args: str) -> Path:
     cwd.mkdir(parents=True, exist_ok=True)
     run_cli(cwd, "-m", f"data.data_dir={data}", *ONE_EPOCH, *args)

@@ -226,31 +226,29 @@ def check_config(cfg: DictConfig) -> None:
     _check_scheduler(cfg)
 
 
+# scheduler.scheduler.<key>: lowest value, highest (excluded), what it means, an example, integer.
+_SCHEDULER_RANGES = (
+    ("step_size", 1, None, "a positive integer: epochs between learning-rate drops", "3", True),
+    ("gamma", 1e-300, None, "a positive factor (below 1 lowers the learning rate)", "0.5", False),
+    ("pct_start", 0, 1, "in [0, 1): the share of the steps spent warming up", "0.25", False),
+    ("max_lr", 1e-300, None, "a positive learning rate", "0.01", False),
+    ("eta_min", 0, None, "a number >= 0", "0.0", False),
+    ("T_max", 1, None, "a positive integer (epochs)", "10", True),
+)
+
+
 def _check_scheduler(cfg: DictConfig) -> None:
     sched = (cfg.get("scheduler") or {}).get("scheduler") or {}
-    if sched.get("step_size") is not None:
-        _in_range(sched.step_size, "scheduler.scheduler.step_size", 1, None, "a positive "
-                  "integer: epochs between learning-rate drops", "3", integer=True)
-    if sched.get("gamma") is not None:
-        _in_range(sched.gamma, "scheduler.scheduler.gamma", 0, None, "a positive factor "
-                  "(below 1 lowers the learning rate)", "0.5")
-    if sched.get("pct_start") is not None:
-        _in_range(sched.pct_start, "scheduler.scheduler.pct_start", 0, 1, "in [0, 1): the "
-                  "share of the steps spent warming up", "0.25")
-    for key in ("max_lr", "eta_min"):
-        if isinstance(sched.get(key), int | float):
-            _in_range(sched[key], f"scheduler.scheduler.{key}", 0 if key == "eta_min" else 1e-300,
-                      None, "a positive learning rate" if key == "max_lr" else "a number >= 0",
-                      "0.01" if key == "max_lr" else "0.0")
+    for key, low, high, what, example, integer in _SCHEDULER_RANGES:
+        if sched.get(key) is not None:
+            _in_range(sched[key], f"scheduler.scheduler.{key}", low, high, what, example,
+                      integer=integer)
     interval = (cfg.get("scheduler") or {}).get("interval")
     if sched and interval not in ("epoch", "step"):
         raise UserError(
             f"scheduler.interval={_show(interval)} must be epoch (the scheduler steps after each "
             "epoch) or step (after each batch). Example: scheduler.interval=epoch"
         )
-    if sched.get("T_max") is not None:
-        _in_range(sched.T_max, "scheduler.scheduler.T_max", 1, None, "a positive integer "
-                  "(epochs)", "10", integer=True)
 
 
 def _check_callbacks(callbacks: DictConfig) -> None:
