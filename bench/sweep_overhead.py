@@ -5,6 +5,7 @@ real MNIST files) and reads each job's training time from its metrics.json:
 
   1-job sweep      F = wall - train: the fixed cost (start-up, imports, the report)
   5-job sweep      seeds 1-5 of the same job: per-job cost (wall5 - sum(train5) - F) / 4,
+                   (and, once, for 5 learning rates at one seed, whose jobs share a data split)
                    and the efficiency sum(train5) / wall5 (medians of --repeats pairs, each
                    pair run back to back: this machine's speed drifts)
   joblib, 2 jobs   the same 5 jobs with hydra/launcher=joblib hydra.launcher.n_jobs=2
@@ -82,6 +83,11 @@ def main() -> None:
              f"{per_job:.2f} s (each try: {', '.join(f'{t[4]:.2f}' for t in trials)})"),
             ("5-job efficiency: train5 / wall5", f"{train5 / wall5:.2f}"),
         ]
+        lrs = "optimizer.lr=1e-3,2e-3,3e-3,4e-3,5e-3"  # one seed: the jobs share one data split
+        walll, _ = run(["-m", *common, lrs, f"hydra.sweep.dir={cwd}/lrs"], cwd)
+        trainl = sum(train_seconds(cwd / "lrs"))
+        rows.append(("5-job sweep of optimizer.lr, one seed: cost per job",
+                     f"{(walll - trainl - fixed) / 4:.2f} s"))
         if "joblib" not in skip:
             wallj, _ = run(["-m", *common, "seed=1,2,3,4,5", "hydra/launcher=joblib",
                             "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={cwd}/joblib"], cwd)

@@ -148,9 +148,12 @@ def test_a_process_decodes_the_same_files_once(tmp_path):
     """The jobs of a multirun run in one process: they share one decoded copy of the data,
     and a changed file is decoded again."""
     root = make_tiny_dataset(tmp_path)
-    a, b = _dm(root, seed=1), _dm(root, seed=2)
+    a, same = _dm(root, seed=1), _dm(root, seed=1)
+    assert all(a.splits[k][0] is same.splits[k][0] for k in ("train", "val", "test"))
+    b = _dm(root, seed=2)
     assert a.splits["test"][0] is b.splits["test"][0]
     assert not torch.equal(a.splits["val"][0], b.splits["val"][0])  # each seed its own split
+    assert torch.equal(_dm(root, seed=1).splits["val"][0], a.splits["val"][0])
     images = root / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
     data = bytearray(images.read_bytes())
     data[16:16 + 784] = bytes(784)  # the first test image all black

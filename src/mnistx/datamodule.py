@@ -15,7 +15,8 @@ from mnistx.data_files import check_idx, ensure_raw_files
 from mnistx.errors import UserError
 from mnistx.loader import TensorBatches
 
-# What _load decoded last in this process (the files it came from, and the tensors).
+# What _load decoded last in this process (the files it came from, the tensors, and the split
+# _split made of them).
 _decoded: dict[Any, Any] = {}
 
 
@@ -103,18 +104,27 @@ class MNISTDataModule(L.LightningDataModule):
                 f"data.batch_size={self.batch_size} is larger than the training split "
                 f"({n - self.val_size} images). Use a smaller data.batch_size or data.val_size."
             )
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))
-        val_idx, train_idx = perm[: self.val_size], perm[self.val_size :]
-        self.splits = {
-            "train": (x[train_idx], y[train_idx]),
-            "val": (x[val_idx], y[val_idx]),
-            "test": self._load(train=False),
-        }
+        self.splits = {**self._split(x, y), "test": self._load(train=False)}
         if self.trainer is not None:
             check_val_interval(self.trainer.val_check_interval, self._train_batches())
         device = self.trainer.strategy.root_device if self.trainer is not None else None
         if device is not None and device.type != "cpu":
             self.splits = {k: (a.to(device), b.to(device)) for k, (a, b) in self.splits.items()}
+
+    def _split(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, tuple[torch.Tensor, ...]]:
+        """The seeded train/val split of the decoded training set (a ~190 MB copy for MNIST),
+        kept with it: the jobs of a sweep that does not vary the seed or data.val_size share
+        it. Callers must not change it in place."""
+        key = (self.seed, self.val_size)
+        cached = _decoded.pop("split", None)  # a new split is made after the old one is freed
+        if cached is None or cached[0] != key:
+            del cached
+            perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.seed))
+            val_idx, train_idx = perm[: self.val_size], perm[self.val_size :]
+            cached = (key, {"train": (x[train_idx], y[train_idx]),
+                            "val": (x[val_idx], y[val_idx])})
+        _decoded["split"] = cached
+        return dict(cached[1])
 
     def _train_batches(self) -> int:
         """Training batches per epoch (on this rank), as Lightning counts them."""
