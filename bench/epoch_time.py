@@ -92,7 +92,7 @@ def hand_loop(cfg):
     dm = instantiate(cfg.data)
     dm.prepare_data()
     dm.setup()
-    x, y = dm.splits["train"]
+    x, y = dm.splits["train"].tensors()
     torch.manual_seed(cfg.seed)
     net = build_network(cfg.model)
     opt = instantiate(cfg.optimizer)(net.parameters())

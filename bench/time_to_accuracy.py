@@ -42,7 +42,7 @@ def hand_loop(cfg, target: float) -> dict[str, float | None]:
     dm = instantiate(cfg.data)
     dm.prepare_data()
     dm.setup()
-    (x, y), (vx, vy), (tx, ty) = (dm.splits[k] for k in ("train", "val", "test"))
+    (x, y), (vx, vy), (tx, ty) = (dm.splits[k].tensors() for k in ("train", "val", "test"))
     net = build_network(cfg.model)
     channels_last = bool(cfg.model.get("channels_last"))
     augment = instantiate(cfg.augment)

@@ -1,5 +1,6 @@
 """A Lightning callback for the DDP test, loaded by the training subprocess from tests/: each
-rank writes the training-sample indices it is given in each epoch."""
+rank writes the training-sample indices (rows of the decoded training set) it is given in each
+epoch, and the rows of the validation split."""
 
 from __future__ import annotations
 
@@ -17,3 +18,5 @@ class IndexRecorder(L.Callback):
         order = trainer.train_dataloader.indices()
         name = f"epoch{trainer.current_epoch}-rank{trainer.global_rank}.json"
         (self.out / name).write_text(json.dumps(order.tolist()))
+        val = trainer.datamodule.splits["val"].index
+        (self.out / "val-rows.json").write_text(json.dumps(val.tolist()))

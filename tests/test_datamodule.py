@@ -29,13 +29,14 @@ def _digest(folder: Path) -> dict[str, str]:
 
 def test_split_is_seeded_disjoint_and_from_train_set(tiny_data):
     a, b, c = _dm(tiny_data, seed=0), _dm(tiny_data, seed=0), _dm(tiny_data, seed=1)
-    assert len(a.splits["train"][0]) == TINY_TRAIN - 100 and len(a.splits["val"][0]) == 100
-    assert torch.equal(a.splits["val"][0], b.splits["val"][0])
-    assert not torch.equal(a.splits["val"][0], c.splits["val"][0])
+    assert len(a.splits["train"]) == TINY_TRAIN - 100 and len(a.splits["val"]) == 100
+    assert torch.equal(a.splits["val"].tensors()[0], b.splits["val"].tensors()[0])
+    assert not torch.equal(a.splits["val"].tensors()[0], c.splits["val"].tensors()[0])
+    assert not set(a.splits["val"].index.tolist()) & set(a.splits["train"].index.tolist())
     # train + val together are exactly the official training images
     images, _ = tiny_images(TINY_TRAIN, 0)
     expected = (torch.from_numpy(images).float() / 255 - a.mean) / a.std
-    pooled = torch.cat([a.splits["train"][0], a.splits["val"][0]])[:, 0]
+    pooled = torch.cat([a.splits["train"].tensors()[0], a.splits["val"].tensors()[0]])[:, 0]
     key = lambda t: sorted(map(lambda r: r.sum().item(), t))  # noqa: E731
     assert key(pooled) == pytest.approx(key(expected), rel=1e-5)
 
@@ -43,7 +44,7 @@ def test_split_is_seeded_disjoint_and_from_train_set(tiny_data):
 def test_test_split_is_the_official_test_set_normalized_once(tiny_data):
     dm = _dm(tiny_data)
     images, labels = tiny_images(TINY_TEST, 1)
-    x, y = dm.splits["test"]
+    x, y = dm.splits["test"].tensors()
     assert torch.equal(y, torch.from_numpy(labels).long())
     expected = (torch.from_numpy(images).float() / 255 - 0.1307) / 0.3081
     assert torch.allclose(x[:, 0], expected, atol=1e-6)
@@ -112,7 +113,7 @@ def test_official_gz_files_are_verified_and_extracted_offline(tmp_path):
     dm.prepare_data()
     assert (raw / "train-images-idx3-ubyte").stat().st_size == 47_040_016
     dm.setup()
-    y_all = torch.cat([dm.splits["train"][1], dm.splits["val"][1]])
+    y_all = torch.cat([dm.splits["train"].tensors()[1], dm.splits["val"].tensors()[1]])
     assert torch.bincount(y_all).tolist() == [
         5923,
         6742,
@@ -125,7 +126,7 @@ def test_official_gz_files_are_verified_and_extracted_offline(tmp_path):
         5851,
         5949,
     ]
-    assert torch.bincount(dm.splits["test"][1]).tolist() == [
+    assert torch.bincount(dm.splits["test"].tensors()[1]).tolist() == [
         980,
         1135,
         1032,
@@ -137,27 +138,28 @@ def test_official_gz_files_are_verified_and_extracted_offline(tmp_path):
         974,
         1009,
     ]
-    x_all = torch.cat([dm.splits["train"][0], dm.splits["val"][0]])
+    x_all = torch.cat([dm.splits["train"].tensors()[0], dm.splits["val"].tensors()[0]])
     assert x_all.mean().item() == pytest.approx(0.0, abs=1e-3)  # normalised with 0.1307
     assert x_all.std().item() == pytest.approx(1.0, abs=1e-3)  # and 0.3081
     assert dm.classes[0].startswith("0")
-    assert np.isclose(len(dm.splits["val"][0]), 5000)
+    assert np.isclose(len(dm.splits["val"].tensors()[0]), 5000)
 
 
 def test_a_process_decodes_the_same_files_once(tmp_path):
-    """The jobs of a multirun run in one process: they share one decoded copy of the data,
-    and a changed file is decoded again."""
+    """The jobs of a multirun run in one process: they share one decoded copy of the data (a
+    split is row numbers into it), and a changed file is decoded again."""
     root = make_tiny_dataset(tmp_path)
     a, same = _dm(root, seed=1), _dm(root, seed=1)
-    assert all(a.splits[k][0] is same.splits[k][0] for k in ("train", "val", "test"))
+    assert all(a.splits[k].x is same.splits[k].x for k in ("train", "val", "test"))
+    assert a.splits["train"].x is a.splits["val"].x  # one decoded training set, no copies
     b = _dm(root, seed=2)
-    assert a.splits["test"][0] is b.splits["test"][0]
-    assert not torch.equal(a.splits["val"][0], b.splits["val"][0])  # each seed its own split
-    assert torch.equal(_dm(root, seed=1).splits["val"][0], a.splits["val"][0])
+    assert a.splits["test"].x is b.splits["test"].x and a.splits["train"].x is b.splits["train"].x
+    assert not torch.equal(a.splits["val"].index, b.splits["val"].index)  # each seed its own
+    assert torch.equal(_dm(root, seed=1).splits["val"].tensors()[0], a.splits["val"].tensors()[0])
     images = root / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
     data = bytearray(images.read_bytes())
     data[16:16 + 784] = bytes(784)  # the first test image all black
     images.write_bytes(bytes(data))
     c = _dm(root, seed=1)
-    assert c.splits["test"][0] is not a.splits["test"][0]
-    assert torch.all(c.splits["test"][0][0] == c.splits["test"][0][0].min())
+    assert c.splits["test"].x is not a.splits["test"].x
+    assert torch.all(c.splits["test"].x[0] == c.splits["test"].x[0].min())

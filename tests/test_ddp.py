@@ -32,7 +32,10 @@ def test_two_process_ddp_shards_the_data_and_writes_one_run(tiny_data, tmp_path)
         shards = [json.loads((seen / f"epoch{epoch}-rank{r}.json").read_text()) for r in (0, 1)]
         assert len(shards[0]) == len(shards[1]) == train_size // 2
         assert not set(shards[0]) & set(shards[1])
-        assert set(shards[0]) | set(shards[1]) == set(range(train_size))
+        val = set(json.loads((seen / "val-rows.json").read_text()))
+        # Together: every training row once, no validation row (rows of the 600 images).
+        assert len(set(shards[0]) | set(shards[1])) == train_size
+        assert set(shards[0]) | set(shards[1]) == set(range(600)) - val
     assert shards[0] != json.loads((seen / "epoch0-rank0.json").read_text())  # reshuffled
 
     runs = list((cwd / "outputs").glob("*/*"))

@@ -109,31 +109,54 @@ def test_eval_and_predict_reject_a_corrupt_checkpoint(trained_run, tmp_path):
 
 
 def test_image_grid_shows_each_image_under_its_caption() -> None:
+    import numpy as np
     import torch
-    from matplotlib.colors import to_rgba
 
     from mnistx import figures
 
     images = torch.rand(11, 1, 28, 28)
     titles = [f"{i} / {i + 1}" for i in range(11)]
     wrong = [i % 3 == 0 for i in range(11)]
-    fig = figures.image_grid((images - 0.5) / 0.25, titles, wrong, mean=0.5, std=0.25, cols=4)
-    (ax,) = fig.axes
-    canvas = torch.as_tensor(ax.images[0].get_array())
-    texts = {t.get_text(): t for t in ax.texts}
-    assert sorted(texts) == sorted(titles)
-    for i in range(11):
-        # Each image appears, un-normalised, in its own tile, with its caption just above.
-        r, k = divmod(i, 4)
-        tile = canvas[r * canvas.shape[0] // 3 :, k * canvas.shape[1] // 4 :]
-        hits = (tile.unfold(0, 28, 1).unfold(1, 28, 1) - images[i, 0]).abs().amax((-1, -2))
-        top, left = divmod(int(hits.argmin()), hits.shape[1])
-        assert float(hits.min()) < 1e-5
-        x, y = texts[titles[i]].get_position()
-        assert 0 < (r * canvas.shape[0] // 3 + top) - y < 14
-        assert abs(x - (k * canvas.shape[1] // 4 + left + 14)) < 4
-        assert to_rgba(texts[titles[i]].get_color()) == to_rgba("red" if wrong[i] else "black")
-    figures.plt.close(fig)
+    grid = figures.image_grid((images - 0.5) / 0.25, titles, wrong, mean=0.5, std=0.25, cols=4,
+                              title="Some images")
+    pixels = torch.from_numpy(np.array(grid)).permute(2, 0, 1).float()
+    boxes = figures.grid_boxes(11, 4, 28, 28)
+    assert len({(b[0]) for b in boxes}) == 4 and len({b[1] for b in boxes}) == 3  # 4 x 3
+    for i, (left, top, right, bottom) in enumerate(boxes):
+        # Each image appears, un-normalised and enlarged, in its own box ...
+        shown = pixels[:, top:bottom, left:right]
+        expected = (images[i, 0] * 255).round().repeat_interleave(figures.ZOOM, 0)
+        expected = expected.repeat_interleave(figures.ZOOM, 1)
+        assert (shown - expected).abs().max() <= 1
+        # ... under its caption: dark text, red exactly for the wrong predictions.
+        band = pixels[:, top - figures.CAPTION : top, left:right]
+        inked = band.min(0).values < 128
+        assert inked.any()
+        reddish = (band[0] > 150) & (band[1] < 110) & (band[2] < 110)
+        assert bool(reddish.any()) == wrong[i]
+    # The title is drawn above the first row.
+    assert (pixels[:, : figures.TITLE].min(0).values < 128).any()
+    # A tile with no image stays blank.
+    assert pixels[:, boxes[-1][1] :, boxes[-1][2] + figures.GAP :].min() == 255
+
+
+def test_learning_curves_draw_each_split_in_its_panel() -> None:
+    import numpy as np
+
+    from mnistx import figures
+
+    blue, orange = np.array((31, 119, 180)), np.array((255, 127, 14))
+
+    def has(pixels: np.ndarray, colour: np.ndarray) -> bool:
+        return bool((np.abs(pixels.astype(int) - colour).sum(-1) < 30).any())
+
+    history = {"train/acc": [0.8, 0.9, 0.95], "val/acc": [0.85, 0.9, 0.93],
+               "train/loss": [0.6, 0.3, 0.2]}
+    pixels = np.array(figures.curves_figure(history))
+    acc, loss = pixels[:, :500], pixels[:, 500:]
+    assert has(acc, blue) and has(acc, orange)  # train and val accuracy
+    assert has(loss, blue) and not has(loss, orange)  # train loss only: no val/loss logged
+    assert not has(np.array(figures.curves_figure({"val/acc": [0.9]}))[:, :500], blue)
 
 
 def test_eval_writes_its_own_folder_never_over_the_runs_files(trained_run, tmp_path):

@@ -39,10 +39,10 @@ def test_fashion_mnist_constants_and_training(fashion_dir, tmp_path):
     cfg = _cfg(tmp_path, fashion_dir, "data=fashion_mnist", "trainer.max_epochs=1")
     raw = MNISTDataModule(dataset=cfg.data.dataset, data_dir=str(fashion_dir), mean=0.0, std=1.0)
     raw.setup()
-    pixels = torch.cat([raw.splits["train"][0], raw.splits["val"][0]])
+    pixels = torch.cat([raw.splits["train"].tensors()[0], raw.splits["val"].tensors()[0]])
     assert pixels.mean().item() == pytest.approx(cfg.data.mean, abs=5e-4)
     assert pixels.std().item() == pytest.approx(cfg.data.std, abs=5e-4)
     assert raw.classes[:2] == ["T-shirt/top", "Trouser"]
-    assert len(raw.splits["test"][0]) == 10_000
+    assert len(raw.splits["test"].tensors()[0]) == 10_000
     metrics = train(cfg)
     assert metrics["test/acc"] >= 0.80, metrics

@@ -325,51 +325,6 @@ def test_compare_several_sweeps_and_an_unfinished_job(tiny_data, tmp_path):
     assert len(load_runs([a])) == 3
 
 
-def test_ctrl_c_of_a_sweep_reports_it_and_its_jobs_resume_with_their_values(tiny_data, tmp_path):
-    import re
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    args = ["-m", f"data.data_dir={tiny_data}", *TINY_OVERRIDES, "data.batch_size=2",
-            "trainer.max_epochs=3", "optimizer.lr=1e-3,2e-3,3e-3"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mnistx.train", *args], cwd=tmp_path,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    second = "optimizer.lr=0.002"
-    deadline = time.time() + 240
-    while not list((tmp_path / "outputs").glob(f"multirun/*/*/{second}/checkpoints/last.ckpt")):
-        assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
-        time.sleep(0.05)
-    time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=120) == 130
-    printed = re.search(r"interrupted: continue with (.+)", proc.stderr.read())[1]
-    (sweep_dir,) = (tmp_path / "outputs" / "multirun").glob("*/*")
-
-    # The report was written on Ctrl-C: what finished, what stopped, what never started.
-    status = {r["optimizer.lr"]: r["status"] for r in _csv_rows(sweep_dir)}
-    assert status == {"0.001": "ok", "0.002": "interrupted", "0.003": "not started"}
-    assert "not started" in (sweep_dir / "comparison.md").read_text()
-
-    # The printed command works when pasted into bash, and the job keeps its swept value.
-    line = printed.replace("python -m", f"{sys.executable} -m", 1)
-    done = subprocess.run(["bash", "-c", line], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr
-    job = json.loads((sweep_dir / second / "metrics.json").read_text())
-    assert job["status"] == "ok" and job["swept"] == {"optimizer.lr": "0.002"}
-    run_cli(tmp_path, str(sweep_dir), module="mnistx.compare")
-    rows = _csv_rows(sweep_dir)
-    assert list(rows[0])[0] == "optimizer.lr" and "resume" not in rows[0]
-    assert "trainer.max_epochs" not in rows[0]
-    status = {r["optimizer.lr"]: r["status"] for r in rows}
-    assert status == {"0.001": "ok", "0.002": "ok", "0.003": "not started"}
-
-
 def test_compare_skips_a_corrupt_metrics_file_with_a_warning(tiny_data, tmp_path):
     sweep_dir = _multirun(tmp_path, tiny_data, "optimizer.lr=1e-3,1e-2")
     (sweep_dir / "optimizer.lr=0.01" / "metrics.json").write_text('{"status": "ok", "te')

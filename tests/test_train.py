@@ -81,7 +81,7 @@ def _test_acc(checkpoint: Path, data_dir: str) -> float:
     module = ClassifierModule.load_from_checkpoint(checkpoint)
     dm = MNISTDataModule(data_dir=data_dir, val_size=100)
     dm.setup()
-    x, y = dm.splits["test"]
+    x, y = dm.splits["test"].tensors()
     with torch.no_grad():
         return (module(x).argmax(1) == y).float().mean().item()
 

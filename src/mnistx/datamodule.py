@@ -13,19 +13,20 @@ from hydra.utils import get_class
 from mnistx.checks import check_val_interval
 from mnistx.data_files import check_idx, ensure_raw_files
 from mnistx.errors import UserError
-from mnistx.loader import TensorBatches
+from mnistx.loader import Split, TensorBatches
 
-# What _load decoded last in this process (the files it came from, the tensors, and the split
-# _split made of them).
+# What _load decoded last in this process (the files it came from, the tensors), and the
+# train/val row numbers _split drew from them per (seed, val_size).
 _decoded: dict[Any, Any] = {}
 
 
 class MNISTDataModule(L.LightningDataModule):
     """Official train set split into train/val by a seeded permutation; official test set as is.
 
-    The whole dataset is held as one normalised float tensor per split (188 MB for MNIST's
-    60k images) and, when the trainer runs on a GPU, moved there once, so an epoch is just
-    index-select and slicing: no per-sample transforms, no worker processes.
+    The whole dataset is held as one normalised float tensor per official set (188 MB for
+    MNIST's 60k training images; the train/val split is row numbers into it) and, when the
+    trainer runs on a GPU, moved there once, so an epoch is just index-select and slicing: no
+    per-sample transforms, no worker processes.
     """
 
     def __init__(
@@ -51,7 +52,7 @@ class MNISTDataModule(L.LightningDataModule):
         self.mean, self.std = mean, std
         self.seed = seed
         self.classes: list[str] = []
-        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.splits: dict[str, Split] = {}
 
     def prepare_data(self) -> None:
         """All four files present, whole and consistent (called before training starts), and
@@ -104,27 +105,23 @@ class MNISTDataModule(L.LightningDataModule):
                 f"data.batch_size={self.batch_size} is larger than the training split "
                 f"({n - self.val_size} images). Use a smaller data.batch_size or data.val_size."
             )
-        self.splits = {**self._split(x, y), "test": self._load(train=False)}
+        val_idx, train_idx = self._split(n)
+        self.splits = {"train": Split(x, y, train_idx), "val": Split(x, y, val_idx),
+                       "test": Split(*self._load(train=False))}
         if self.trainer is not None:
             check_val_interval(self.trainer.val_check_interval, self._train_batches())
         device = self.trainer.strategy.root_device if self.trainer is not None else None
         if device is not None and device.type != "cpu":
-            self.splits = {k: (a.to(device), b.to(device)) for k, (a, b) in self.splits.items()}
+            moved: dict[int, torch.Tensor] = {}
+            self.splits = {k: s.to(device, moved) for k, s in self.splits.items()}
 
-    def _split(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, tuple[torch.Tensor, ...]]:
-        """The seeded train/val split of the decoded training set (a ~190 MB copy for MNIST),
-        kept with it: the jobs of a sweep that does not vary the seed or data.val_size share
-        it. Callers must not change it in place."""
-        key = (self.seed, self.val_size)
-        cached = _decoded.pop("split", None)  # a new split is made after the old one is freed
-        if cached is None or cached[0] != key:
-            del cached
-            perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.seed))
-            val_idx, train_idx = perm[: self.val_size], perm[self.val_size :]
-            cached = (key, {"train": (x[train_idx], y[train_idx]),
-                            "val": (x[val_idx], y[val_idx])})
-        _decoded["split"] = cached
-        return dict(cached[1])
+    def _split(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The seeded validation and training rows of the decoded training set."""
+        key = ("split", self.seed, self.val_size)
+        if key not in _decoded:
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))
+            _decoded[key] = perm[: self.val_size], perm[self.val_size :]
+        return _decoded[key]
 
     def _train_batches(self) -> int:
         """Training batches per epoch (on this rank), as Lightning counts them."""
@@ -132,11 +129,9 @@ class MNISTDataModule(L.LightningDataModule):
         return int(n * limit) if isinstance(limit, float) else min(n, limit)
 
     def _batches(self, split: str, batch_size: int, shuffle: bool) -> TensorBatches:
-        x, y = self.splits[split]
         trainer = self.trainer
         return TensorBatches(
-            x,
-            y,
+            self.splits[split],
             batch_size,
             shuffle=shuffle,
             seed=self.seed,

@@ -137,7 +137,7 @@ def evaluate(
     )
     results = trainer.test(module, datamodule=datamodule, verbose=False)[0]
 
-    x, y = datamodule.splits["test"]
+    x, y = datamodule.splits["test"].tensors()
     y = y.cpu()
     probs = predict_probs(module, x)
     names = [str(c) for c in datamodule.classes] or [str(i) for i in range(probs.shape[1])]
@@ -203,4 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from mnistx.fast_exit import exiting_fast
+
+    with exiting_fast():
+        sys.exit(main())

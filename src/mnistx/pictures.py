@@ -34,22 +34,20 @@ class Pictures(L.Callback):
                 return logger.experiment
         return None
 
-    def _emit(self, trainer: L.Trainer, fig, tag: str, name: str | None, step: int) -> None:
-        """To TensorBoard and/or as a PNG file: drawn and encoded once for both (a second
-        rendering through add_figure cost as much as the first)."""
+    def _emit(self, trainer: L.Trainer, image, tag: str, name: str | None, step: int) -> None:
+        """To TensorBoard and/or as a PNG file, encoded once for both."""
         if not trainer.is_global_zero:
-            figures.plt.close(fig)
             return
-        png, height, width = figures.to_png(fig)
+        png = figures.png(image)
         if name:
             (self.out / name).write_bytes(png)
         writer = self._writer(trainer)
         if writer is not None:
             from tensorboard.compat.proto.summary_pb2 import Summary
 
-            image = Summary.Image(height=height, width=width, colorspace=3,
-                                  encoded_image_string=png)
-            summary = Summary(value=[Summary.Value(tag=tag, image=image)])
+            encoded = Summary.Image(height=image.height, width=image.width, colorspace=3,
+                                    encoded_image_string=png)
+            summary = Summary(value=[Summary.Value(tag=tag, image=encoded)])
             writer._get_file_writer().add_summary(summary, global_step=step)
 
     def _grid(self, dm, x, y, idx, probs=None, title: str = ""):
@@ -63,8 +61,8 @@ class Pictures(L.Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         dm = trainer.datamodule
         dm.setup("fit")
-        x, y = dm.splits["train"]
-        idx = torch.arange(min(self.n, len(x)))
+        x, y = dm.splits["train"].rows(slice(0, self.n))
+        idx = torch.arange(len(x))
         self._emit(trainer, self._grid(dm, x, y, idx, title="Training images"), "samples",
                    "samples.png", 0)
 
@@ -72,7 +70,7 @@ class Pictures(L.Callback):
         if trainer.sanity_checking:
             return
         dm = trainer.datamodule
-        x, y = (t[: self.val_images] for t in dm.splits["val"])
+        x, y = dm.splits["val"].rows(slice(0, self.val_images))
         probs = predict_probs(pl_module, x)
         idx = most_confident_mistakes(probs, y, self.n)
         if len(idx):
@@ -88,7 +86,7 @@ class Pictures(L.Callback):
         from torchmetrics.functional.classification import multiclass_confusion_matrix
 
         dm = trainer.datamodule
-        x, y = dm.splits["test"]
+        x, y = dm.splits["test"].tensors()
         y = y.cpu()
         probs = predict_probs(pl_module, x)
         step = trainer.current_epoch

@@ -137,4 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from mnistx.fast_exit import exiting_fast
+
+    with exiting_fast():
+        sys.exit(main())

@@ -212,6 +212,22 @@ def hold(folder: Path) -> None:
     _locks[key] = fd
 
 
+def in_use(folder: Path) -> str | None:
+    """The process training in `folder` right now (its pid, as `hold` wrote it), or None.
+    Only looks: the lock file is opened read-only and left as it is."""
+    try:
+        fd = os.open(folder / LOCK, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return None
+    except BlockingIOError:
+        return os.read(fd, 32).decode(errors="replace").strip() or "another process"
+    finally:
+        os.close(fd)  # also drops the shared lock this probe may have taken
+
+
 def release(folder: Path) -> None:
     fd = _locks.pop(str(folder.resolve()), None)
     if fd is not None:
@@ -248,10 +264,13 @@ def record_failure(folder: Path, run: RunInfo, reason: str, status: str = "faile
 
 
 def record_interrupt(folder: Path, run: RunInfo, epoch: int, history: dict[str, Any]) -> None:
-    command = resume_command(folder)
+    """A sweep job's record names the command that finishes its whole sweep."""
+    sweep = (folder.parent / SWEEP_CONFIG).is_file() and not (folder / SWEEP_CONFIG).exists()
+    command = resume_command(folder.parent if sweep else folder)
+    what = "it and the rest of its sweep" if sweep else "it"
     write_metrics(folder, _keep_finished(folder, {
         "status": "interrupted",
-        "reason": f"stopped by Ctrl-C during epoch {epoch + 1}; continue it with: {command}",
+        "reason": f"stopped by Ctrl-C during epoch {epoch + 1}; continue {what} with: {command}",
         "epochs": epoch,
         "overrides": run.overrides,
         "swept": run.swept,
@@ -297,17 +316,19 @@ def _epochs_done(metrics: dict[str, Any] | None, in_checkpoint: int) -> int:
     return int(metrics["epochs"]) if is_finished(metrics) else in_checkpoint
 
 
-def preflight(overrides: Sequence[str], multirun: bool) -> None:
+def preflight(overrides: Sequence[str], multirun: bool) -> list[str] | None:
     """Decide about the run folder before Hydra writes anything into it.
 
     A resume must name a run, not be running already, and either continue an unfinished run
     or extend a finished one (a finished run asked for nothing new is left as it is: exit 0).
-    A new run must not be aimed at a folder that holds a run.
+    A new run must not be aimed at a folder that holds a run. A sweep run again into its
+    folder must be the same sweep (it is then finished: `sweep_rerun`). `resume=<sweep
+    folder>` is that command, returned as the overrides of a multirun to run instead.
     """
     from mnistx.sweep import override_key
 
     if not is_rank_zero():
-        return  # the extra DDP processes join the folder their first process owns
+        return None  # the extra DDP processes join the folder their first process owns
     values = {override_key(o): o for o in overrides}
     resume = _typed(values["resume"]) if "resume" in values else None
     ckpt = _typed(values["ckpt_path"]) if "ckpt_path" in values else None
@@ -316,6 +337,8 @@ def preflight(overrides: Sequence[str], multirun: bool) -> None:
         key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
         target = _typed(values[key]) if key in values else None
         _check_writable(Path(os.path.expanduser(str(target or OUTPUTS))), key)
+        if target and multirun:
+            sweep_rerun(Path(os.path.expanduser(str(target))), overrides)
         if target and not multirun and holds_run(Path(os.path.expanduser(target))):
             raise UserError(
                 f"hydra.run.dir={target} holds a run already, and a run never writes into "
@@ -323,7 +346,9 @@ def preflight(overrides: Sequence[str], multirun: bool) -> None:
                 "start a new one, drop hydra.run.dir= (a fresh folder under outputs/ is made) "
                 "or name a folder that does not exist yet."
             )
-        return
+        return None
+    if resume and (folder / SWEEP_CONFIG).is_file() and not (folder / CONFIG).is_file():
+        return _sweep_command(folder, overrides)
     if multirun:
         raise UserError(
             "resume= continues one run in its own folder; run it without -m/--multirun "
@@ -381,6 +406,94 @@ def preflight(overrides: Sequence[str], multirun: bool) -> None:
             f"already. Resume it with trainer.max_epochs={done} or more."
         )
     hold(folder)
+    return None
+
+
+def _is_hydra_key(override: str) -> bool:
+    from mnistx.sweep import override_key
+
+    return override_key(override).startswith(("hydra.", "hydra/"))
+
+
+def _sweep_record(folder: Path) -> DictConfig:
+    try:
+        record = OmegaConf.load(folder / SWEEP_CONFIG)
+        record.hydra.overrides.task  # noqa: B018 (a sweep record has it)
+        return record
+    except Exception as e:
+        raise UserError(
+            f"Cannot read {folder / SWEEP_CONFIG} ({str(e).strip()[:200]}), the record of the "
+            "sweep in that folder, so it cannot be finished. python -m mnistx.compare "
+            f"{folder} still reports the jobs it has."
+        ) from None
+
+
+def _sweep_command(folder: Path, overrides: Sequence[str]) -> list[str]:
+    """`resume=<sweep folder>`: the sweep's own command line again, into its folder."""
+    from mnistx.sweep import hydra_quoted, override_key, sweep_grid
+
+    record = _sweep_record(folder)
+    task = [str(o) for o in record.hydra.overrides.task]
+    others = [o for o in overrides if override_key(o) != "resume"]
+    changed = [o for o in others if not _is_hydra_key(o)]
+    if changed:
+        raise UserError(
+            f"resume={folder} finishes that sweep as it was started ({' '.join(task)}), so it "
+            f"takes no other settings (got: {' '.join(changed)}). To train a finished job "
+            "longer, extend it on its own: python -m mnistx.train resume=<job folder> "
+            "trainer.max_epochs=<more>"
+        )
+    if sweep_grid(record) is None:
+        raise UserError(
+            f"{folder} holds an Optuna search, which resumes from its study: run its command "
+            f"again: python -m mnistx.train -m {' '.join(task)}"
+        )
+    kept = [str(o) for o in record.hydra.overrides.hydra
+            if override_key(str(o)) not in ("hydra.mode", "hydra.sweep.dir")]
+    args = [*task, *kept, *others, f"hydra.sweep.dir={hydra_quoted(str(folder)) or folder}"]
+    sweep_rerun(folder, args)
+    return args
+
+
+def sweep_rerun(target: Path, overrides: Sequence[str]) -> None:
+    """A multirun into `target`, a folder that may hold a sweep already. Then it finishes
+    that sweep, so it must be the same one (the same task overrides), and not be running;
+    when all its jobs have finished, say so and exit 0 without touching a file."""
+    from mnistx.sweep import FINISHED, plan_rerun, sweep_grid, swept_keys_of
+
+    if not (target / SWEEP_CONFIG).is_file():
+        if holds_run(target):
+            raise UserError(
+                f"hydra.sweep.dir={target} is a single run's folder, and a sweep never writes "
+                "into a run's folder. Drop hydra.sweep.dir= (a fresh folder is made) or name "
+                "a folder that does not exist yet."
+            )
+        return
+    record = _sweep_record(target)
+    grid = sweep_grid(record)
+    if grid is None:
+        return  # an Optuna search's folder: its stored study resumes it
+    recorded = [str(o) for o in record.hydra.overrides.task]
+    asked = [o for o in overrides if not _is_hydra_key(o)]
+    if sorted(recorded) != sorted(asked):
+        raise UserError(
+            f"{target} holds the sweep `{' '.join(recorded)}`; running into its folder "
+            f"finishes that sweep, so the command must sweep the same (got `{' '.join(asked)}`)."
+            f" Finish it with: python -m mnistx.train {resume_arg(target)}; for another sweep, "
+            "drop hydra.sweep.dir= (a fresh folder is made)."
+        )
+    plan = plan_rerun(target, grid, swept_keys_of(record))
+    for job in plan:
+        owner = in_use(job.folder) if job.folder is not None else None
+        if owner:
+            raise UserError(
+                f"The sweep in {target} is still running: process {owner} trains in "
+                f"{job.folder}. Wait for it to end (or stop it), then run this again."
+            )
+    if all(job.state == FINISHED for job in plan):
+        print(f"{target}: all {len(plan)} jobs of the sweep are finished; nothing to run and "
+              f"nothing was changed. Compare them: python -m mnistx.compare {target}")
+        raise SystemExit(0)
 
 
 def _check_writable(target: Path, key: str) -> None:
@@ -402,23 +515,33 @@ def _check_writable(target: Path, key: str) -> None:
         ) from None
 
 
-def continuation(cfg: DictConfig, overrides: Sequence[str]) -> tuple[DictConfig, Path, RunInfo]:
+def continues_job(folder: Path) -> bool:
+    """Whether a sweep job launched into `folder` continues the job that was there: the sweep
+    was run again into its folder (sweep.plan_rerun), and the job has a checkpoint but no
+    finished record. A new job's folder has neither."""
+    return (folder / LAST).is_file() and not is_finished(read_metrics(folder))
+
+
+def continuation(
+    cfg: DictConfig, overrides: Sequence[str], job: Path | None = None
+) -> tuple[DictConfig, Path, RunInfo]:
     """The run's own config (with the adjustable overrides applied), the checkpoint to continue
-    from, and the run's records with this continuation added; `preflight` checked them."""
+    from, and the run's records with this continuation added; `preflight` checked them.
+    `job`: a sweep job's folder, continued because its sweep runs again (`continues_job`)."""
     import logging
 
     from mnistx.sweep import override_key
 
-    folder = folder_of(cfg.get("resume"), cfg.get("ckpt_path"))
+    folder = job or folder_of(cfg.get("resume"), cfg.get("ckpt_path"))
     assert folder is not None
     ckpt_path = cfg.get("ckpt_path")
     ckpt = Path(os.path.expanduser(str(ckpt_path))) if ckpt_path else folder / LAST
     own = OmegaConf.load(folder / CONFIG)
     ignored = [o for o in overrides if override_key(o) not in ADJUSTABLE]
-    if ignored:
+    if ignored and job is None:  # a sweep job's overrides are its own
         logging.getLogger("mnistx").warning(
             "Resuming with the run's own config; ignoring %s", " ".join(ignored))
-    adjusted = [o for o in overrides if override_key(o) == "trainer.max_epochs"]
+    adjusted = [] if job else [o for o in overrides if override_key(o) == "trainer.max_epochs"]
     for o in adjusted:
         own.trainer.max_epochs = _typed(o)
     own.output_dir = str(folder)

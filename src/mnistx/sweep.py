@@ -1,4 +1,5 @@
-"""Multiruns: which keys a sweep varies, readable job folder names, the end-of-sweep report.
+"""Multiruns: which keys a sweep varies, readable job folder names, finishing a sweep that
+was cut short, the end-of-sweep report.
 
 Hydra gives each job the full override list, constants included; only the multirun's own
 command line (and `hydra.sweeper.params`) says what is swept. `SweepCallback` reads that in
@@ -11,11 +12,14 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 SWEPT_ENV = "MNISTX_SWEPT_KEYS"
 log = logging.getLogger("mnistx")
@@ -56,7 +60,7 @@ def sweep_grid(cfg: DictConfig) -> list[list[str]] | None:
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    if "BasicSweeper" not in str(cfg.hydra.sweeper.get("_target_", "")):
+    if not str(cfg.hydra.sweeper.get("_target_", "")).endswith(("BasicSweeper", "GridSweeper")):
         return None
     params = cfg.hydra.sweeper.get("params") or {}
     words = [f"{k}={v}" for k, v in params.items()] + list(cfg.hydra.overrides.task)
@@ -73,15 +77,22 @@ def _short(value: str) -> str:
     return value if len(value) <= 8 or not re.search(r"[.eE]", value) else f"{number:.4g}"
 
 
+def job_name(overrides: Sequence[str], keys: Sequence[str] | None = None) -> str | None:
+    """A job's folder name from its swept values (None when nothing is known to be swept)."""
+    values = swept_values(list(overrides), keys)
+    if not values:
+        return None
+    name = ",".join(f"{k}={_short(v)}" for k, v in values.items())
+    return re.sub(r"[/\\\s:]+", "_", name)[:200]
+
+
 def job_dirname(num: Any, overrides: Sequence[str] | None, sweep_dir: str) -> str:
     """`optimizer.lr=0.01,model.activation=tanh` for a sweep job; the job number when nothing
     is known to be swept. A name already on disk (a repeated Optuna trial, a resumed study)
     gets `-1`, `-2`, ..."""
-    values = swept_values(list(overrides or []))
-    if not values:
+    name = job_name(list(overrides or []))
+    if name is None:
         return str(num)
-    name = ",".join(f"{k}={_short(v)}" for k, v in values.items())
-    name = re.sub(r"[/\\\s:]+", "_", name)[:200]
     memo = (sweep_dir, f"{num}:{name}")
     if memo in _claimed:
         return _claimed[memo]
@@ -95,6 +106,112 @@ def job_dirname(num: Any, overrides: Sequence[str] | None, sweep_dir: str) -> st
         except FileExistsError:
             n += 1
             candidate = f"{name}-{n}"
+
+
+def register_sweeper() -> None:
+    """Make conf/hydra/sweeper/grid.yaml's sweeper known to Hydra, which does not discover
+    the plugins of an editable install (Hydra #2359)."""
+    from hydra.core.plugins import Plugins
+
+    plugins = Plugins.instance()  # first: its scan executes BasicSweeper's module again ...
+    from hydra_plugins.mnistx_sweeper import GridSweeper  # ... and this subclasses that class
+
+    plugins.register(GridSweeper)
+
+
+# --- finishing a sweep cut short ---------------------------------------------------------
+
+FINISHED, CONTINUE, START = "finished", "continue", "start"
+
+
+@dataclass
+class PlannedJob:
+    """One job of a sweep that is run again into its folder: what becomes of it."""
+
+    overrides: list[str]
+    folder: Path | None  # its folder from the first time, if it got one
+    state: str  # FINISHED (left as it is), CONTINUE (from last.ckpt) or START
+
+
+def plan_rerun(sweep_dir: Path, grid: Sequence[Sequence[str]],
+               keys: Sequence[str] | None = None) -> list[PlannedJob]:
+    """Each job of `grid` (in launch order) matched to the folder it had, by the command line
+    recorded in the folder's .hydra/overrides.yaml: finished jobs are left alone, jobs with a
+    checkpoint continue from it, the others (never started, or stopped before their first
+    checkpoint) start, in their folder if they had one."""
+    from mnistx import run_folder
+
+    folders: dict[tuple[str, ...], list[Path]] = {}
+    for folder in run_folder.sweep_jobs(sweep_dir):
+        try:
+            recorded = tuple(str(o) for o in OmegaConf.load(folder / run_folder.OVERRIDES))
+        except Exception:  # no readable command line: not one of this grid's jobs
+            continue
+        folders.setdefault(recorded, []).append(folder)
+    plan = []
+    for overrides in grid:
+        matches = folders.get(tuple(overrides)) or []
+        folder = matches.pop(0) if matches else None
+        name = job_name(overrides, keys)
+        if folder is None and name and (sweep_dir / name).is_dir() and not any(
+            (sweep_dir / name).iterdir()
+        ):
+            folder = sweep_dir / name  # claimed, then the sweep stopped before the job began
+        if folder is not None and run_folder.is_finished(run_folder.read_metrics(folder)):
+            state = FINISHED
+        elif folder is not None and (folder / run_folder.LAST).is_file():
+            state = CONTINUE
+        else:
+            state = START
+        plan.append(PlannedJob(list(overrides), folder, state))
+    return plan
+
+
+def hydra_quoted(value: str) -> str | None:
+    """`value` quoted for Hydra's override parser (None when it holds both quotes)."""
+    for quote in ("'", '"'):
+        if quote not in value and "\\" not in value:
+            return f"{quote}{value}{quote}"
+    return None
+
+
+def rerun_overrides(job: PlannedJob, stamp: str | None = None) -> list[str]:
+    """The job's overrides for the launcher: into its own folder when it has one, keeping the
+    config Hydra saved there the first time (this run's goes to .hydra/resumed-<time>/)."""
+    from mnistx.run_folder import CONFIG
+
+    if job.folder is None:
+        return job.overrides
+    name = hydra_quoted(job.folder.name)
+    if name is None:  # a folder name Hydra cannot take quoted: let the job name it again
+        return job.overrides
+    extra = [f"hydra.sweep.subdir={name}"]
+    if (job.folder / CONFIG).exists():
+        stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
+        extra.append(f"hydra.output_subdir=.hydra/resumed-{stamp}")
+    return [*job.overrides, *extra]
+
+
+def describe_plan(sweep_dir: Path, plan: Sequence[PlannedJob]) -> str:
+    counts = {state: sum(j.state == state for j in plan) for state in (FINISHED, CONTINUE, START)}
+    return (f"Finishing the sweep in {sweep_dir}: {len(plan)} jobs, {counts[FINISHED]} finished "
+            f"(left as they are), {counts[CONTINUE]} to continue from their checkpoints, "
+            f"{counts[START]} to start.")
+
+
+def covering_jobs(batch: Sequence[Sequence[str]], is_group: Any) -> list[Sequence[str]]:
+    """Enough of a batch to check that all of it composes: the first job, and the first job
+    with each config-group choice (model=cnn). Other values only replace a value, so a key
+    that composes for one value composes for all; Hydra's basic sweeper composes every job
+    twice (once to check, once to run), ~0.08 s each here."""
+    chosen: list[Sequence[str]] = []
+    seen: set[str] = set()
+    for job in batch:
+        groups = {o for o in job if "=" in o and is_group(override_key(o))}
+        if not chosen or groups - seen:
+            chosen.append(job)
+            seen |= groups
+    return chosen
 
 
 class SweepCallback(Callback):

@@ -289,6 +289,12 @@ def _end_ddp_job() -> None:
         os.environ.pop(key, None)
 
 
+def _set_threads(cfg: DictConfig, hc: Any, sweep: bool) -> None:
+    if sweep and cfg.get("threads") is None:
+        with open_dict(cfg):
+            cfg.threads = _threads_per_job(hc.launcher)
+
+
 def _threads_per_job(launcher: DictConfig) -> int | None:
     """Torch threads for each of `n_jobs` parallel jobs (joblib launcher), so that together
     they use the cores once instead of each starting one thread per core."""
@@ -320,25 +326,28 @@ def main(cfg: DictConfig) -> float | None:
     overrides = list(hc.overrides.task)
     out = Path(cfg.output_dir)
     sweep = hc.mode == RunMode.MULTIRUN
-    if sweep and cfg.get("threads") is None:
-        with open_dict(cfg):
-            cfg.threads = _threads_per_job(hc.launcher)
+    _set_threads(cfg, hc, sweep)
     ddp_job = sweep and "ddp" in str(cfg.trainer.get("strategy", ""))
     if ddp_job:
         _ddp_ranks_join_this_job(hc, overrides)
     start = time.time()
     ckpt = None
-    if run_folder.folder_of(cfg.get("resume"), cfg.get("ckpt_path")) is not None:
+    owner = run_folder.is_rank_zero()
+    if owner:  # (a resume's preflight holds it already; a sweep's checked it is free)
+        run_folder.hold(out)
+    resumed = run_folder.folder_of(cfg.get("resume"), cfg.get("ckpt_path")) is not None
+    if resumed:
         cfg, ckpt, run = run_folder.continuation(cfg, overrides)  # checked by preflight
         log.info("Resuming %s from %s", out, ckpt)
     else:
         run = run_folder.run_info(out, overrides)
-    owner = run_folder.is_rank_zero()
     # In a sweep, a job that cannot run or fails is recorded (status skipped / failed, with
     # the reason) and returns None; the other jobs go on. A single run exits non-zero.
     try:
-        if owner:
-            run_folder.hold(out)
+        if sweep and not resumed and run_folder.continues_job(out):  # its sweep runs again
+            cfg, ckpt, run = run_folder.continuation(cfg, overrides, job=out)
+            _set_threads(cfg, hc, sweep)
+            log.info("Continuing %s from %s", out, ckpt)
         metrics = train(cfg, overrides, dict(hc.runtime.choices), ckpt_path=ckpt, run=run)
     except UserError as e:
         skipped = isinstance(e, UnavailableError)
@@ -390,14 +399,17 @@ def _report_interrupted_sweep(sweep_dir: Path) -> None:
 
 
 def cli() -> None:
-    """`python -m mnistx.train` and the `mnistx-train` script."""
+    """The command line's work, reading sys.argv (tests call it in-process)."""
     from mnistx.cli_help import answer_help
+    from mnistx.sweep import register_sweeper
 
     args = sys.argv[1:]
     try:
         if answer_help(args):
             return
-        _preflight(args)
+        args = _preflight(args)
+        sys.argv = [sys.argv[0], *args]
+        register_sweeper()
         main()
     except BrokenPipeError:  # `--help | head`: the reader has gone, nothing left to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -407,21 +419,36 @@ def cli() -> None:
         sys.exit(1)
 
 
-def _preflight(args: Sequence[str]) -> None:
-    """The run folder's checks, before Hydra creates or writes anything (run_folder.preflight).
-    Arguments Hydra cannot parse are left for Hydra to explain."""
+def _preflight(args: Sequence[str]) -> list[str]:
+    """The run folder's checks, before Hydra creates or writes anything (run_folder.preflight);
+    the command line to run (`resume=<sweep folder>` becomes that sweep's multirun). Arguments
+    Hydra cannot parse are left for Hydra to explain."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
     from mnistx.run_folder import preflight
 
+    multirun = {"-m", "--multirun"}
     words = [a for a in args if not a.startswith("-")]
     try:
         OverridesParser.create().parse_overrides(words)
     except HydraException:
-        return
-    preflight(words, multirun=bool({"-m", "--multirun"} & set(args)))
+        return list(args)
+    sweep = preflight(words, multirun=bool(multirun & set(args)))
+    if sweep is None:
+        return list(args)
+    flags = [a for a in args if a.startswith("-") and a not in multirun]
+    return ["-m", *flags, *sweep]
+
+
+def script() -> None:
+    """`python -m mnistx.train` and the `mnistx-train` script: `cli`, without the
+    interpreter's slow teardown at the end (fast_exit)."""
+    from mnistx.fast_exit import exiting_fast
+
+    with exiting_fast():
+        cli()
 
 
 if __name__ == "__main__":
-    cli()
+    script()

@@ -1,0 +1,67 @@
+"""mnistx's grid sweeper: Hydra's basic sweeper, able to finish a sweep that was cut short.
+
+Here, under `hydra_plugins`, because Hydra builds sweepers only from that package; train.py
+registers it explicitly (Hydra does not find plugins of an editable install, Hydra #2359).
+The decisions are mnistx.sweep's; this class only applies them to Hydra's sweep loop.
+
+Run into a folder that already holds a sweep (`hydra.sweep.dir=<it>`, or `resume=<it>`), it
+does not write over the sweep's multirun.yaml, does not launch the jobs that finished (their
+folders stay byte-identical), and launches the others into their own folders, where
+interrupted ones continue from their checkpoints.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+log = logging.getLogger("mnistx")
+
+
+class GridSweeper(BasicSweeper):
+    def sweep(self, arguments: list[str]) -> Any:
+        from mnistx.run_folder import SWEEP_CONFIG
+        from mnistx.sweep import FINISHED, covering_jobs, describe_plan, plan_rerun, rerun_overrides
+
+        assert self.config is not None and self.launcher is not None
+        assert self.hydra_context is not None
+        loader = self.hydra_context.config_loader
+        parser = OverridesParser.create(config_loader=loader)
+        overrides = parser.parse_overrides([*self._parse_config(), *arguments])
+        self.overrides = self.split_arguments(overrides, self.max_batch_size)
+
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        record = sweep_dir / SWEEP_CONFIG
+        plan = None
+        if record.exists():  # run again into its folder: finish the sweep
+            plan = plan_rerun(sweep_dir, [job for b in self.overrides for job in b])
+            log.info(describe_plan(sweep_dir, plan))
+        else:
+            OmegaConf.save(self.config, record)
+        pending = iter(plan or [])
+
+        def is_group(key: str) -> bool:
+            return bool(loader.get_group_options(key))
+
+        returns = []
+        job_idx = 0
+        while not self.is_done():
+            batch = list(self.get_job_batch())
+            if plan is not None:
+                jobs = [next(pending) for _ in batch]
+                batch = [rerun_overrides(j) for j in jobs if j.state != FINISHED]
+            if not batch:
+                continue
+            self.validate_batch_is_legal(covering_jobs(batch, is_group))
+            results = self.launcher.launch(batch, initial_job_idx=job_idx)
+            for r in results:
+                _ = r.return_value  # raises here if the job raised
+            job_idx += len(batch)
+            returns.append(results)
+        return returns
