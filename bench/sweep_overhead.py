@@ -13,7 +13,7 @@ real MNIST files) and reads each job's training time from its metrics.json:
                    (1-epoch jobs cut to a few batches: memory, not time)
   single run       wall - train of one default run
 
-    python bench/sweep_overhead.py [--epochs 3] [--repeats 3] [--data-dir data]
+    python bench/sweep_overhead.py [--epochs 3] [--repeats 5] [--data-dir data]
                                    [--skip joblib,memory]
 
 It prints the table and writes it to bench/SWEEP_OVERHEAD.md.
@@ -55,7 +55,7 @@ def train_seconds(folder: Path) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=3, help="1-job + 5-job pairs (median)")
+    parser.add_argument("--repeats", type=int, default=5, help="1-job + 5-job pairs (median)")
     parser.add_argument("--data-dir", default=str(HERE.parent / "data"))
     parser.add_argument("--skip", default="", help="comma-separated: joblib, memory")
     opts = parser.parse_args()
@@ -112,7 +112,8 @@ def main() -> None:
         print(f"{key:<{width}}  {value}")
     table = ["| measure | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
     (HERE / "SWEEP_OVERHEAD.md").write_text(
-        f"# Sweep overhead\n\n`python bench/sweep_overhead.py --epochs {opts.epochs}` on "
+        f"# Sweep overhead\n\n`python bench/sweep_overhead.py --epochs {opts.epochs} --repeats "
+        f"{opts.repeats}` on "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores "
         f"(default MLP, {opts.epochs}-epoch jobs, pictures on, real MNIST).\n\n"
         + "\n".join(table) + "\n"

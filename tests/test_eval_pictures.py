@@ -44,6 +44,32 @@ def test_run_pictures_are_files_and_tensorboard_images(trained_run):
     assert ea.Images("test/confusion_matrix")[0].width >= 400
 
 
+def test_test_pictures_reuse_the_test_steps_predictions(trained_run, tmp_path):
+    """The test pictures are drawn from the test loop's own logits, not a second pass."""
+    import lightning.pytorch as L
+    import torch
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from mnistx.inference import predict_probs
+    from mnistx.module import ClassifierModule
+    from mnistx.pictures import Pictures
+    from mnistx.train import _quiet_libraries
+
+    _quiet_libraries()  # the warnings a run does not show
+    cfg = OmegaConf.load(trained_run / ".hydra" / "config.yaml")
+    module = ClassifierModule.load_from_checkpoint(trained_run / "checkpoints" / "best.ckpt",
+                                                   map_location="cpu")
+    datamodule = instantiate(cfg.data)
+    pictures = Pictures(str(tmp_path))
+    L.Trainer(accelerator="cpu", logger=False, callbacks=[pictures], enable_progress_bar=False,
+              enable_model_summary=False).test(module, datamodule=datamodule, verbose=False)
+    kept = torch.cat(pictures._test_probs)
+    x, _ = datamodule.splits["test"].tensors()
+    assert torch.allclose(kept, predict_probs(module, x), atol=1e-6)
+    assert _png(tmp_path / "predictions.png") and _png(tmp_path / "confusion_matrix.png")
+
+
 def test_model_summary_file_has_shapes_and_parameter_counts(trained_run):
     text = (trained_run / "model_summary.txt").read_text()
     assert "In sizes" in text and "Out sizes" in text

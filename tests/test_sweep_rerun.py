@@ -132,6 +132,8 @@ def test_running_a_sweep_into_its_folder_is_checked_first(tiny_data, tmp_path, c
          "holds the sweep"),
         ([f"resume={sweep_dir}", "optimizer.lr=0.5"], "takes no other settings"),
         (["-m", *common, f"hydra.sweep.dir={tmp_path / 'single'}"], "single run's folder"),
+        (["-m", *common, "optimizer.lr=1e-3,1e-2", "hydra.sweeper.max_batch_size=0"],
+         "hydra.sweeper.max_batch_size=0 must be null"),
     ):
         code, out, err = cli_here(tmp_path, *args)
         assert code == 1 and message in err and "Traceback" not in err, (args, err)
@@ -151,3 +153,12 @@ def test_running_a_sweep_into_its_folder_is_checked_first(tiny_data, tmp_path, c
     finally:
         holder.kill()
         holder.wait()
+
+    # Once free, it finishes: the job killed while testing (checkpoints, no metrics.json) and
+    # a job that failed (say, on a node that went down) continue from their last.ckpt.
+    failed = sweep_dir / "optimizer.lr=0.001"
+    (failed / "metrics.json").write_text(json.dumps({"status": "failed", "reason": "node lost"}))
+    proc = run_cli(tmp_path, f"resume={sweep_dir}")
+    assert "0 finished (left as they are), 2 to continue" in proc.stdout + proc.stderr
+    assert _status(sweep_dir) == {"optimizer.lr=0.001": "ok", "optimizer.lr=0.01": "ok"}
+    assert _metrics(failed)["resumes"][0]["from_epoch"] == 1

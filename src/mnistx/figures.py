@@ -15,13 +15,14 @@ from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
 ZOOM = 4  # screen pixels per image pixel in the grids (28 px -> 112 px)
-CAPTION = 18  # caption band above each grid image, pixels
-GAP = 8  # space between grid tiles, pixels
-TITLE = 26  # title band above a grid
+CAPTION = 20  # caption band above each grid image, screen pixels (multiples of ZOOM)
+GAP = 8  # space between grid tiles
+TITLE = 28  # title band above a grid
 RED, BLACK, WHITE = (214, 39, 40), (0, 0, 0), (255, 255, 255)
 
 
@@ -32,15 +33,15 @@ def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 
 
 def grid_boxes(n: int, cols: int, h: int, w: int) -> list[tuple[int, int, int, int]]:
-    """Where `image_grid` puts each of `n` images (left, top, right, bottom), below the title
-    band; its caption sits in the CAPTION pixels just above the box."""
+    """Where `image_grid` puts each of `n` images (left, top, right, bottom, in screen
+    pixels), below the title band; its caption sits in the CAPTION pixels just above."""
     cols = max(1, min(cols, n))
+    gap, caption, title = GAP // ZOOM, CAPTION // ZOOM, TITLE // ZOOM
     boxes = []
     for i in range(n):
         r, k = divmod(i, cols)
-        left = GAP + k * (w * ZOOM + GAP)
-        top = TITLE + r * (h * ZOOM + CAPTION + GAP) + CAPTION
-        boxes.append((left, top, left + w * ZOOM, top + h * ZOOM))
+        left, top = gap + k * (w + gap), title + r * (h + caption + gap) + caption
+        boxes.append((left * ZOOM, top * ZOOM, (left + w) * ZOOM, (top + h) * ZOOM))
     return boxes
 
 
@@ -54,25 +55,30 @@ def image_grid(
     cols: int = 8,
 ) -> Image.Image:
     """Normalised images (N, C, H, W), each enlarged ZOOM times under its caption; the
-    captions of wrong predictions in red."""
-    n, (c, h, w) = len(images), images.shape[1:]
-    boxes = grid_boxes(n, cols, h, w)
-    width = GAP + max(1, min(cols, n)) * (w * ZOOM + GAP)
-    height = (boxes[-1][3] if boxes else TITLE) + GAP
-    canvas = Image.new("RGB", (width, height), WHITE)
+    captions of wrong predictions in red. Laid out at the images' own scale and enlarged in
+    one nearest-neighbour resize, then captioned."""
+    n, (_, h, w) = len(images), images.shape[1:]  # 1 or 3 channels fill the RGB canvas
+    cols = max(1, min(cols, n))
+    rows = max(1, math.ceil(n / cols))
+    gap, caption, title_band = GAP // ZOOM, CAPTION // ZOOM, TITLE // ZOOM
+    width, height = gap + cols * (w + gap), title_band + rows * (h + caption + gap)
+    canvas = np.full((height, width, 3), 255, dtype=np.uint8)
     pixels = (images.detach().float().cpu() * std + mean).clamp(0, 1).mul(255).round()
-    pixels = pixels.to(torch.uint8).expand(n, 3, h, w) if c == 1 else pixels.to(torch.uint8)
-    big = pixels.repeat_interleave(ZOOM, 2).repeat_interleave(ZOOM, 3).permute(0, 2, 3, 1)
-    draw = ImageDraw.Draw(canvas)
+    pixels = pixels.to(torch.uint8).permute(0, 2, 3, 1).numpy()  # (N, H, W, C)
+    for i, (left, top, _, _) in enumerate(grid_boxes(n, cols, h, w)):
+        canvas[top // ZOOM : top // ZOOM + h, left // ZOOM : left // ZOOM + w] = pixels[i]
+    image = Image.fromarray(canvas, "RGB")
+    image = image.resize((width * ZOOM, height * ZOOM), Image.Resampling.NEAREST)
+    draw = ImageDraw.Draw(image)
     small = font(12)
-    for i, (left, top, right, _) in enumerate(boxes):
-        canvas.paste(Image.fromarray(big[i].contiguous().numpy(), "RGB"), (left, top))
+    for i, (left, top, right, _) in enumerate(grid_boxes(n, cols, h, w)):
         red = wrong is not None and wrong[i]
         draw.text(((left + right) / 2, top - 3), str(titles[i]), fill=RED if red else BLACK,
                   font=small, anchor="md")
     if title:
-        draw.text((width / 2, TITLE / 2 + 2), title, fill=BLACK, font=font(15), anchor="mm")
-    return canvas
+        draw.text((image.width / 2, TITLE / 2 + 2), title, fill=BLACK, font=font(15),
+                  anchor="mm")
+    return image
 
 
 def _blues(value: float) -> tuple[int, int, int]:
@@ -207,7 +213,7 @@ def curves_figure(history: dict[str, list[float]]) -> Image.Image:
 def png(image: Image.Image) -> bytes:
     """PNG bytes, written to a file and sent to TensorBoard alike."""
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format="PNG", compress_level=1)  # 1.6x faster than 6, ~15% larger
     return buffer.getvalue()
 
 

@@ -96,7 +96,10 @@ class ClassifierModule(L.LightningModule):
             x = self.augment(x)
         return x, y
 
-    def _step(self, split: str, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def _step(
+        self, split: str, batch: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss and the logits."""
         x, y = batch
         logits = self.net(x)
         loss = self.criterion(logits, y)
@@ -110,7 +113,7 @@ class ClassifierModule(L.LightningModule):
         else:
             getattr(self, f"{split}_loss").update(loss, len(y))
             getattr(self, f"{split}_acc").update(logits.argmax(1), y)
-        return loss
+        return loss, logits
 
     def _log_epoch(self, split: str) -> dict[str, torch.Tensor]:
         values = {}
@@ -125,13 +128,15 @@ class ClassifierModule(L.LightningModule):
         return values
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        return self._step("train", batch)
+        return self._step("train", batch)[0]
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._step("val", batch)
 
-    def test_step(self, batch, batch_idx: int) -> None:
-        self._step("test", batch)
+    def test_step(self, batch, batch_idx: int) -> torch.Tensor:
+        """The test logits, for callbacks (the pictures use them instead of predicting the
+        test set a second time)."""
+        return self._step("test", batch)[1].detach()
 
     def on_train_epoch_start(self) -> None:
         self._epoch_outputs = []

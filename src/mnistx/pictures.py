@@ -82,13 +82,25 @@ class Pictures(L.Callback):
             self._emit(trainer, figures.curves_figure(pl_module.history), "curves",
                        "curves.png", trainer.current_epoch)
 
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._test_probs: list[torch.Tensor] = []
+
+    def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
+                          batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        """Keep the test step's predictions (in order on one device; DDP ranks see shards)."""
+        if trainer.world_size == 1 and isinstance(outputs, torch.Tensor):
+            self._test_probs.append(outputs.float().softmax(1).cpu())
+
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         from torchmetrics.functional.classification import multiclass_confusion_matrix
 
         dm = trainer.datamodule
         x, y = dm.splits["test"].tensors()
         y = y.cpu()
-        probs = predict_probs(pl_module, x)
+        kept = getattr(self, "_test_probs", [])
+        probs = torch.cat(kept) if kept else torch.empty(0)
+        if len(probs) != len(y):  # a limited or sharded test: predict the whole set here
+            probs = predict_probs(pl_module, x)
         step = trainer.current_epoch
         first = torch.arange(min(self.n, len(x)))
         self._emit(trainer, self._grid(dm, x, y, first, probs, "Test predictions"),

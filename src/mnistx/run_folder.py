@@ -333,6 +333,14 @@ def preflight(overrides: Sequence[str], multirun: bool) -> list[str] | None:
     resume = _typed(values["resume"]) if "resume" in values else None
     ckpt = _typed(values["ckpt_path"]) if "ckpt_path" in values else None
     folder = folder_of(resume, ckpt)
+    if "hydra.sweeper.max_batch_size" in values:
+        size = _typed(values["hydra.sweeper.max_batch_size"])
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
+            raise UserError(
+                f"hydra.sweeper.max_batch_size={size} must be null (launch the whole grid at "
+                "once) or a number of jobs >= 1 per launch. Example: "
+                "hydra.sweeper.max_batch_size=4"
+            )
     if folder is None:
         key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
         target = _typed(values[key]) if key in values else None

@@ -6,7 +6,6 @@ answer at once.
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import re
@@ -372,19 +371,8 @@ def main(cfg: DictConfig) -> float | None:
         if ddp_job:
             _end_ddp_job()
         run_folder.release(out)
-        if sweep:
-            _free_job()
     log.info("finished in %.1f s; outputs in %s", time.time() - start, out)
     return metrics.get("val/acc_best")
-
-
-def _free_job() -> None:
-    """The finished job's trainer, module and data splits hold each other in reference cycles:
-    free them now, not when a later job's allocations happen to trigger a collection (each job
-    would otherwise add its ~190 MB of splits to the peak). What survives is long-lived
-    (modules, caches) and is frozen, so the next job's collection skips it."""
-    gc.collect()
-    gc.freeze()
 
 
 def _report_interrupted_sweep(sweep_dir: Path) -> None:
