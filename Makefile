@@ -4,13 +4,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: help install dev train test test-fast lint bench tensorboard clean
+.PHONY: help install dev train test test-fast lint bench gpu-check tensorboard clean
 
 help:
 	@echo "make train [ARGS='model=cnn optimizer=adam']  train (default: MLP on MNIST)"
 	@echo "make test                                     lint + the whole test suite"
 	@echo "make test-fast                                tests without the real-data ones"
 	@echo "make bench                                    epoch-time, time-to-99%, pool-order, sweep-overhead benchmarks"
+	@echo "make gpu-check                                GPU tests and timings (needs a CUDA GPU)"
 	@echo "make tensorboard                              serve outputs/ in TensorBoard"
 
 $(BIN)/python:
@@ -51,6 +52,9 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/time_to_accuracy.py
 	$(BIN)/python bench/pool_order.py
 	$(BIN)/python bench/sweep_overhead.py
+
+gpu-check: $(VENV)/.installed-dev
+	$(BIN)/python bench/gpu_check.py $(ARGS)
 
 tensorboard: $(VENV)/.installed
 	$(BIN)/tensorboard --logdir outputs $(ARGS)

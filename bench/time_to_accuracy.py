@@ -33,19 +33,22 @@ from mnistx.train import compose_config, train
 
 
 def _accuracy(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    return float((predict_probs(net, x).argmax(1) == y).float().mean())
+    return float((predict_probs(net, x).argmax(1) == y.cpu()).float().mean())
 
 
-def hand_loop(cfg, target: float) -> dict[str, float | None]:
+def hand_loop(cfg, target: float, device: str = "cpu") -> dict[str, float | None]:
     """The preset's recipe in plain PyTorch: returns seconds to target and test accuracy."""
     L.seed_everything(cfg.seed, verbose=False)
     dm = instantiate(cfg.data)
     dm.prepare_data()
     dm.setup()
-    (x, y), (vx, vy), (tx, ty) = (dm.splits[k].tensors() for k in ("train", "val", "test"))
-    net = build_network(cfg.model)
+    (x, y), (vx, vy), (tx, ty) = (
+        tuple(t.to(device) for t in dm.splits[k].tensors()) for k in ("train", "val", "test"))
+    net = build_network(cfg.model).to(device)
     channels_last = bool(cfg.model.get("channels_last"))
     augment = instantiate(cfg.augment)
+    if isinstance(augment, torch.nn.Module):
+        augment = augment.to(device)
     criterion = instantiate(cfg.loss)
     opt = instantiate(cfg.optimizer)(net.parameters())
     bs, epochs = cfg.data.batch_size, cfg.trainer.max_epochs
@@ -55,10 +58,12 @@ def hand_loop(cfg, target: float) -> dict[str, float | None]:
     sched = None
     if make_sched is not None:
         sched = make_sched(opt, total_steps=steps) if per_step else make_sched(opt)
+    sync = torch.cuda.synchronize if device != "cpu" else (lambda: None)
+    sync()
     start, seconds = time.perf_counter(), None
     for epoch in range(epochs):
         g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-        perm = torch.randperm(len(x), generator=g)
+        perm = torch.randperm(len(x), generator=g).to(device)
         for i in range(0, len(x), bs):
             idx = perm[i : i + bs]
             xb, yb = x[idx], y[idx]
@@ -73,7 +78,7 @@ def hand_loop(cfg, target: float) -> dict[str, float | None]:
                 sched.step()
         if sched is not None and not per_step:
             sched.step()
-        if _accuracy(net, vx, vy) >= target:
+        if _accuracy(net, vx, vy) >= target:  # .item() inside: synchronises the device
             seconds = time.perf_counter() - start
             break
     return {"seconds": seconds, "test_acc": _accuracy(net, tx, ty)}

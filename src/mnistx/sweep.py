@@ -225,6 +225,10 @@ class SweepCallback(Callback):
         from mnistx.optuna_search import is_optuna, prepare_study
 
         os.environ[SWEPT_ENV] = ",".join(swept_keys_of(config))
+        if "SlurmLauncher" in str(config.hydra.launcher.get("_target_", "")):
+            from mnistx.slurm import follow_jobs
+
+            follow_jobs()
         if is_optuna(config):  # runs before Hydra builds the sweeper from this config
             prepare_study(config)
 

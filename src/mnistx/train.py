@@ -68,6 +68,9 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=r".*overridden `on_after_batch_transfer`.*")
     # The test loads the best (EMA-averaged) checkpoint without the EMA callback on purpose.
     warnings.filterwarnings("ignore", message=r".*callbacks used to create the checkpoint.*")
+    # On a cluster's login node (srun installed) Lightning suggests srun for every run; mnistx
+    # runs reach SLURM through hydra/launcher=slurm or the user's own srun / sbatch.
+    warnings.filterwarnings("ignore", message=r".*`srun` command is available on your system.*")
 
 
 def _skip_per_step_nvml_check(strategy: Any) -> None:

@@ -1,0 +1,68 @@
+"""SLURM through Hydra's submitit launcher (hydra/launcher=slurm), in the launching process.
+
+submitit follows a sweep's jobs with `sacct`, which needs SLURM's accounting (slurmdbd). On a
+cluster without it, every poll printed sacct's "Slurm accounting storage is disabled" and
+submitit's "Bypassing sacct error ... status may be inaccurate" (on two handlers, and
+Hydra's): several lines per poll for the whole sweep, while a job killed without a result
+was never seen to end. There, `follow_jobs()` makes submitit ask `squeue` instead, whose
+answer has the same fields; a job squeue no longer lists has ended.
+
+This swaps one class attribute of submitit (`SlurmJob.watcher`) for a subclass of its own
+watcher; tests/test_slurm.py checks that both still exist and behave as relied on here.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from typing import Any
+
+log = logging.getLogger("mnistx")
+
+
+def accounting_enabled() -> bool:
+    """Whether this cluster keeps job accounting (what `sacct` reads); True when unsure."""
+    try:
+        out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True,
+                             timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return True
+    for line in out.splitlines():
+        if line.split("=")[0].strip() == "AccountingStorageType":
+            return line.split("=", 1)[1].strip() not in ("accounting_storage/none", "(null)")
+    return True
+
+
+def _squeue_watcher() -> Any:
+    from submitit.slurm.slurm import SlurmInfoWatcher
+
+    class SqueueWatcher(SlurmInfoWatcher):
+        """submitit's SLURM watcher, reading `squeue` instead of `sacct`."""
+
+        def _make_command(self) -> list[str] | None:
+            if super()._make_command() is None:  # nothing left to follow
+                return None
+            # All of this user's jobs: asking for ids the controller has already forgotten
+            # (an ended job, after MinJobAge) is an error for squeue.
+            return ["squeue", "--array", "--me", "--format=%i|%T|%N"]
+
+        def read_info(self, string: bytes | str) -> dict[str, dict[str, str]]:
+            text = string.decode() if isinstance(string, bytes) else string
+            lines = text.splitlines()
+            listed = super().read_info("\n".join(["JobID|State|NodeList", *lines[1:]]))
+            for job_id in self._registered - self._finished:  # ended: squeue forgets it
+                if job_id not in listed:
+                    listed[job_id] = {"JobID": job_id, "State": "COMPLETED", "NodeList": ""}
+            return listed
+
+    return SqueueWatcher
+
+
+def follow_jobs() -> None:
+    """On a cluster without accounting, follow the sweep's jobs with squeue (module doc)."""
+    from submitit.slurm import slurm
+
+    if accounting_enabled() or type(slurm.SlurmJob.watcher).__name__ == "SqueueWatcher":
+        return
+    slurm.SlurmJob.watcher = _squeue_watcher()(delay_s=600)
+    log.info("SLURM accounting is off on this cluster: following the jobs with squeue.")
