@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from conftest import TINY_OVERRIDES, run_cli
@@ -68,3 +69,36 @@ def test_ddp_jobs_in_a_multirun_keep_one_folder_each(tiny_data, tmp_path):
         metrics = json.loads((sweep_dir / job / "metrics.json").read_text())
         assert metrics["status"] == "ok"
     assert len(list(tmp_path.rglob("metrics.json"))) == 2
+
+
+def test_torchrun_across_two_nodes_on_one_host_trains_one_run(tiny_data, tmp_path):
+    """The README's multi-node torchrun command, as two "nodes" of one process each on this
+    host (--nnodes=2 --node-rank=0|1 --master-addr=127.0.0.1), gloo on the CPU."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    seen, run = tmp_path / "seen", tmp_path / "outputs" / "ddp-run1"
+    seen.mkdir()
+    torchrun = Path(sys.executable).with_name("torchrun")
+    nodes = [subprocess.Popen(
+        [str(torchrun), "--nnodes=2", "--nproc-per-node=1", f"--node-rank={rank}",
+         "--master-addr=127.0.0.1", f"--master-port={port}", "-m", "mnistx.train",
+         f"data.data_dir={tiny_data}", *TINY_OVERRIDES, "trainer=ddp", "trainer.devices=1",
+         "+trainer.num_nodes=2", "trainer.accelerator=cpu", f"hydra.run.dir={run}",
+         "+callbacks.recorder._target_=index_recorder.IndexRecorder",
+         f"+callbacks.recorder.out_dir={seen}"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(TESTS)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+    errors = [node.communicate(timeout=300)[1] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], errors
+    assert json.loads((run / "metrics.json").read_text())["status"] == "ok"
+    assert [p.name for p in (tmp_path / "outputs").iterdir()] == ["ddp-run1"]
+    val = set(json.loads((seen / "val-rows.json").read_text()))
+    for epoch in (0, 1):
+        shards = [json.loads((seen / f"epoch{epoch}-rank{r}.json").read_text()) for r in (0, 1)]
+        assert not set(shards[0]) & set(shards[1])
+        assert set(shards[0]) | set(shards[1]) == set(range(600)) - val

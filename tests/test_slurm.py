@@ -9,6 +9,8 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -68,6 +70,154 @@ def test_a_slurm_array_sweep_gives_the_basic_launchers_numbers(slurm, tiny_data,
     output = proc.stdout + proc.stderr
     assert "following the jobs with squeue" in output
     assert "Bypassing sacct error" not in output and "accounting storage is disabled" not in output
+
+
+def test_a_two_node_ddp_run_through_srun_shards_each_epoch_and_keeps_one_folder(
+        slurm, tiny_data, tmp_path):
+    """`srun -N2 --ntasks-per-node=1`: one rank per node (gloo), each a task of one SLURM
+    step; node names do not resolve on this host, hence MASTER_ADDR."""
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    tests = Path(__file__).parent
+    proc = subprocess.run(
+        ["srun", "-N2", "--ntasks-per-node=1", "-c1", "--mem=1G",
+         f"--export=ALL,MASTER_ADDR=127.0.0.1,PYTHONPATH={tests}",
+         sys.executable, "-m", "mnistx.train", f"data.data_dir={tiny_data}", *TINY_OVERRIDES,
+         "trainer=ddp", "trainer.devices=1", "+trainer.num_nodes=2", "trainer.accelerator=cpu",
+         "+callbacks.recorder._target_=index_recorder.IndexRecorder",
+         f"+callbacks.recorder.out_dir={seen}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    (run,) = (tmp_path / "outputs").glob("*/*")  # both ranks in one folder
+    assert run.name.startswith("slurm-")
+    metrics = _metrics(run)
+    assert metrics["status"] == "ok" and metrics["epochs"] == 2
+    val = set(json.loads((seen / "val-rows.json").read_text()))
+    for epoch in (0, 1):
+        shards = [json.loads((seen / f"epoch{epoch}-rank{r}.json").read_text()) for r in (0, 1)]
+        assert len(shards[0]) == len(shards[1]) == (600 - 100) // 2
+        assert not set(shards[0]) & set(shards[1])  # every training image once per epoch
+        assert set(shards[0]) | set(shards[1]) == set(range(600)) - val
+
+
+def _slurm_jobs() -> dict[str, str]:
+    out = subprocess.run(["squeue", "--me", "--array", "-h", "-o", "%i %T"], capture_output=True,
+                         text=True, timeout=30).stdout
+    return dict(line.split() for line in out.splitlines())
+
+
+def _requeue_after_first_checkpoint(folder: Path, proc: subprocess.Popen) -> str:
+    """`scontrol requeue` the running job that trains in `folder` once it has saved its first
+    checkpoint, and let it start again at once (a requeued job waits 2 minutes otherwise)."""
+    deadline = time.time() + 240
+    while not (folder / "checkpoints" / "last.ckpt").exists():
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.1)
+    (job,) = [j for j, state in _slurm_jobs().items() if state == "RUNNING"]
+    subprocess.run(["scontrol", "requeue", job], check=True, timeout=30)
+    while _slurm_jobs().get(job) not in ("PENDING",):
+        assert time.time() < deadline
+        time.sleep(0.2)
+    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True,
+                   timeout=30)
+    return job
+
+
+def _epochs_args(data: Path) -> list[str]:
+    # Batches of 2: epochs long enough to requeue the job in the middle of its run.
+    return [f"data.data_dir={data}", *TINY_OVERRIDES, "data.batch_size=2", "trainer.max_epochs=3"]
+
+
+def test_a_requeued_sweep_job_continues_from_its_checkpoint_in_its_folder(
+        slurm, tiny_data, tmp_path):
+    sweep_dir = tmp_path / "sw"
+    args = _epochs_args(tiny_data)
+    # One task at a time: the first is requeued while the second waits.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mnistx.train", "-m", *args, "optimizer.lr=2e-3,3e-3",
+         *ON_TEST_CLUSTER, "hydra.launcher.array_parallelism=1",
+         f"hydra.sweep.dir={sweep_dir}"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    job = sweep_dir / "optimizer.lr=0.002"
+    _requeue_after_first_checkpoint(job, proc)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    folders = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir() and p.name[0] != ".")
+    assert folders == ["optimizer.lr=0.002", "optimizer.lr=0.003"]  # no `-1` copy
+    assert _metrics(sweep_dir / "optimizer.lr=0.003")["status"] == "ok"
+    continued = _metrics(job)
+    assert continued["status"] == "ok" and continued["epochs"] == 3
+    (resume,) = continued["resumes"]
+    assert 1 <= resume["from_epoch"] < 3 and resume["at"]
+    alone = tmp_path / "alone"
+    run_cli(tmp_path, *args, "optimizer.lr=2e-3", f"hydra.run.dir={alone}")
+    for key in ("test/acc", "val/acc_best", "test/loss"):
+        assert continued[key] == _metrics(alone)[key], key
+
+
+def test_a_requeued_sbatch_run_continues_in_its_own_folder(slurm, tiny_data, tmp_path):
+    args = _epochs_args(tiny_data)
+    script = tmp_path / "train.sbatch"
+    script.write_text(
+        "#!/bin/bash\n#SBATCH --nodes=1 --cpus-per-task=1 --mem=1G --requeue\n"
+        f"#SBATCH --output={tmp_path}/slurm-%j.out\ncd {tmp_path}\n"
+        f"{sys.executable} -m mnistx.train {' '.join(args)} optimizer.lr=2e-3\n")
+    job = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True,
+                         check=True, timeout=30).stdout.strip()
+    deadline = time.time() + 240
+    while not list(tmp_path.glob("outputs/*/*/checkpoints/last.ckpt")):
+        assert time.time() < deadline and job in _slurm_jobs()
+        time.sleep(0.1)
+    subprocess.run(["scontrol", "requeue", job], check=True, timeout=30)
+    while _slurm_jobs().get(job) != "PENDING":
+        assert time.time() < deadline
+        time.sleep(0.2)
+    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True,
+                   timeout=30)
+    while job in _slurm_jobs():
+        assert time.time() < deadline + 120
+        time.sleep(0.5)
+    (run,) = tmp_path.glob("outputs/*/*")  # the same folder, not a new timestamped one
+    continued = _metrics(run)
+    assert continued["status"] == "ok" and continued["epochs"] == 3, (
+        tmp_path / f"slurm-{job}.out").read_text()
+    (resume,) = continued["resumes"]
+    assert 1 <= resume["from_epoch"] < 3
+    alone = tmp_path / "alone"
+    run_cli(tmp_path, *args, "optimizer.lr=2e-3", f"hydra.run.dir={alone}")
+    for key in ("test/acc", "val/acc_best", "test/loss"):
+        assert continued[key] == _metrics(alone)[key], key
+
+
+def test_a_cancelled_array_sweep_is_finished_by_resume(slurm, tiny_data, tmp_path):
+    """scancel after the array's first task finished; `resume=<sweep>` runs the rest through
+    the sweep's own launcher (SLURM), leaving the finished task's folder as it was."""
+    from conftest import snapshot
+
+    sweep_dir = tmp_path / "sw"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mnistx.train", "-m", *_epochs_args(tiny_data),
+         "optimizer.lr=2e-3,3e-3", *ON_TEST_CLUSTER, "hydra.launcher.array_parallelism=1",
+         f"hydra.sweep.dir={sweep_dir}"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = sweep_dir / "optimizer.lr=0.002"
+    deadline = time.time() + 240
+    while not (first / "metrics.json").exists():
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.1)
+    array = next(iter(_slurm_jobs())).split("_")[0]
+    subprocess.run(["scancel", array], check=True, timeout=30)
+    proc.communicate(timeout=300)
+    assert not (sweep_dir / "optimizer.lr=0.003" / "metrics.json").exists()
+    kept = snapshot(first)
+
+    done = run_cli(tmp_path, f"resume={sweep_dir}")
+    assert "1 finished (left as they are)" in done.stdout + done.stderr
+    assert "following the jobs with squeue" in done.stdout + done.stderr  # SLURM again
+    assert snapshot(first) == kept
+    assert _metrics(sweep_dir / "optimizer.lr=0.003")["status"] == "ok"
+    with open(sweep_dir / "comparison.csv") as f:
+        assert [r["status"] for r in csv.DictReader(f)] == ["ok", "ok"]
 
 
 def test_the_squeue_watcher_reads_what_submitits_sacct_watcher_reads():

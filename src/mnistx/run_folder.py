@@ -88,9 +88,24 @@ def unique_dir(path: str) -> str:
 
 
 def run_dir(resume: str | None, ckpt_path: str | None, new: str) -> str:
-    """Hydra's run folder: the resumed run's own, or a fresh unique one."""
+    """Hydra's run folder: the resumed run's own, or a fresh unique one. The tasks of one
+    multi-task SLURM step (`srun -N2 python -m mnistx.train ...`: the ranks of one DDP run)
+    start at slightly different times, so they share one named by the step instead. A job
+    that SLURM requeued finds the folder it had (`started_by_this_job`)."""
     existing = folder_of(resume, ckpt_path)
-    return str(existing) if existing is not None else unique_dir(new)
+    if existing is not None:
+        return str(existing)
+    if requeued():
+        outputs = Path(new).parent.parent  # outputs/<date>/<time>
+        for lock in sorted(outputs.glob(f"*/*/{LOCK}")):
+            if started_by_this_job(lock.parent):
+                return str(lock.parent)
+    if _peers_share_folder() and os.environ.get("SLURM_JOB_ID"):
+        step = f"slurm-{os.environ['SLURM_JOB_ID']}.{os.environ.get('SLURM_STEP_ID', '0')}"
+        shared = os.path.join(os.path.dirname(new), step)
+        os.makedirs(shared, exist_ok=True)
+        return shared
+    return unique_dir(new)
 
 
 def config_subdir(resume: str | None, ckpt_path: str | None, stamp: str) -> str:
@@ -158,12 +173,39 @@ def sweep_jobs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if (p / CONFIG).exists())
 
 
+def slurm_job() -> str | None:
+    """This process's SLURM job id (`<array job>_<task>` for an array task); None outside."""
+    env = os.environ
+    if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID"):
+        return f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+    return env.get("SLURM_JOB_ID") or None
+
+
+def requeued() -> bool:
+    """Whether SLURM started this job again (preemption, a node failure, scontrol requeue)."""
+    return int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0) > 0
+
+
+def started_by_this_job(folder: Path) -> bool:
+    """Whether `folder` is this SLURM job's own, from before SLURM requeued it: `hold`
+    records the job id in the folder's lock file."""
+    job = slurm_job()
+    if not (job and requeued()):
+        return False
+    try:
+        return f"slurm={job}" in (folder / LOCK).read_text().split()
+    except OSError:
+        return False
+
+
 def is_rank_zero() -> bool:
-    """False in the extra processes of a DDP run (Lightning's LOCAL_RANK, SLURM's task id):
-    the first process owns the folder for them."""
-    return os.environ.get("LOCAL_RANK", "0") == "0" and (
-        not _peers_share_folder() or os.environ.get("SLURM_PROCID", "0") == "0"
-    )
+    """False in the extra processes of a DDP run (Lightning's LOCAL_RANK, torchrun's RANK and
+    GROUP_RANK, the NODE_RANK of a multi-node launch, SLURM's task id): the first process
+    owns the folder for them."""
+    env = os.environ
+    if any(env.get(key, "0") != "0" for key in ("LOCAL_RANK", "RANK", "GROUP_RANK", "NODE_RANK")):
+        return False
+    return not _peers_share_folder() or env.get("SLURM_PROCID", "0") == "0"
 
 
 # --- commands that work when pasted --------------------------------------------------------
@@ -201,14 +243,15 @@ def hold(folder: Path) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        owner = os.read(fd, 32).decode(errors="replace").strip() or "another process"
+        owner = (os.read(fd, 64).decode(errors="replace").split() or ["another process"])[0]
         os.close(fd)
         raise UserError(
             f"{folder} is in use: process {owner} is training in it right now. Wait for it to "
             "finish (or stop it), then run this again."
         ) from None
     os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
+    job = slurm_job()
+    os.write(fd, (f"{os.getpid()} slurm={job}" if job else str(os.getpid())).encode())
     _locks[key] = fd
 
 
@@ -223,7 +266,7 @@ def in_use(folder: Path) -> str | None:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         return None
     except BlockingIOError:
-        return os.read(fd, 32).decode(errors="replace").strip() or "another process"
+        return (os.read(fd, 64).decode(errors="replace").split() or ["another process"])[0]
     finally:
         os.close(fd)  # also drops the shared lock this probe may have taken
 
@@ -538,9 +581,9 @@ def _check_writable(target: Path, key: str) -> None:
 
 
 def continues_job(folder: Path) -> bool:
-    """Whether a sweep job launched into `folder` continues the job that was there: the sweep
-    was run again into its folder (sweep.plan_rerun), and the job has a checkpoint but no
-    finished record. A new job's folder has neither."""
+    """Whether a job launched into `folder` continues the run that was there (its sweep was
+    run again into its folder, sweep.plan_rerun, or SLURM requeued it): the folder has a
+    checkpoint but no finished record. A new run's folder has neither."""
     return (folder / LAST).is_file() and not is_finished(read_metrics(folder))
 
 

@@ -90,6 +90,8 @@ def job_dirname(num: Any, overrides: Sequence[str] | None, sweep_dir: str) -> st
     """`optimizer.lr=0.01,model.activation=tanh` for a sweep job; the job number when nothing
     is known to be swept. A name already on disk (a repeated Optuna trial, a resumed study)
     gets `-1`, `-2`, ..."""
+    from mnistx import run_folder
+
     name = job_name(list(overrides or []))
     if name is None:
         return str(num)
@@ -99,6 +101,9 @@ def job_dirname(num: Any, overrides: Sequence[str] | None, sweep_dir: str) -> st
     os.makedirs(sweep_dir, exist_ok=True)
     candidate, n = name, 0
     while True:
+        if run_folder.started_by_this_job(Path(sweep_dir, candidate)):
+            _claimed[memo] = candidate  # requeued by SLURM: its own folder again
+            return candidate
         try:
             os.mkdir(os.path.join(sweep_dir, candidate))
             _claimed[memo] = candidate
