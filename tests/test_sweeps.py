@@ -333,3 +333,30 @@ def test_compare_skips_a_corrupt_metrics_file_with_a_warning(tiny_data, tmp_path
     assert "Traceback" not in proc.stderr
     status = {r["optimizer.lr"]: r["status"] for r in _csv_rows(sweep_dir)}
     assert status == {"0.001": "ok", "0.01": "unreadable"}
+
+
+def test_a_machines_local_config_is_picked_up_by_every_run(tmp_path, tiny_data):
+    """conf/local/default.yaml (git-ignored) sets this machine's data folder and SLURM
+    partition and account; the command line still wins, and without the file nothing changes."""
+    import importlib.resources
+
+    from conftest import run_cli
+
+    local = Path(str(importlib.resources.files("mnistx.conf") / "local" / "default.yaml"))
+    if local.exists():
+        pytest.skip("this machine has its own conf/local/default.yaml; the test leaves it be")
+    local.write_text(f"# @package _global_\ndata:\n  data_dir: {tiny_data}\n"
+                     "slurm:\n  partition: gpu-long\n  account: lab42\n")
+    try:
+        cfg = _hydra_cfg("hydra/launcher=slurm")
+        assert cfg.data.data_dir == str(tiny_data)
+        assert cfg.hydra.launcher.partition == "gpu-long"
+        assert cfg.hydra.launcher.account == "lab42"
+        assert _hydra_cfg("slurm.partition=cpu", "hydra/launcher=slurm").hydra.launcher.partition \
+            == "cpu"
+        # A real run finds its data through it, with no data.data_dir on the command line.
+        run_cli(tmp_path, *ONE_EPOCH, f"hydra.run.dir={tmp_path / 'run'}")
+        assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "ok"
+    finally:
+        local.unlink()
+    assert _hydra_cfg("hydra/launcher=slurm").hydra.launcher.partition is None

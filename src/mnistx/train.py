@@ -343,15 +343,15 @@ def main(cfg: DictConfig) -> float | None:
         log.info("Resuming %s from %s", out, ckpt)
     else:
         run = run_folder.run_info(out, overrides)
-    # In a sweep, a job that cannot run or fails is recorded (status skipped / failed, with
-    # the reason) and returns None; the other jobs go on. A single run exits non-zero.
     # A sweep run again into its folder, or a job SLURM requeued, continues the run there.
     again = not resumed and (sweep or run_folder.requeued())
-    if again and run_folder.is_finished(run_folder.read_metrics(out)):
-        log.info("%s has finished already; nothing to do.", out)
-        run_folder.release(out)
-        return run_folder.read_metrics(out).get("val/acc_best")
+    # In a sweep, a job that cannot run or fails is recorded (status skipped / failed, with
+    # the reason) and returns None; the other jobs go on. A single run exits non-zero.
     try:
+        finished = run_folder.read_metrics(out) if again else None
+        if run_folder.is_finished(finished):
+            log.info("%s has finished already; nothing to do.", out)
+            return finished.get("val/acc_best")
         if again and run_folder.continues_job(out):
             cfg, ckpt, run = run_folder.continuation(cfg, overrides, job=out)
             _set_threads(cfg, hc, sweep)
