@@ -140,6 +140,7 @@ def test_a_requeued_sweep_job_continues_from_its_checkpoint_in_its_folder(
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     job = sweep_dir / "optimizer.lr=0.002"
     _requeue_after_first_checkpoint(job, proc)
+    own_config = (job / ".hydra" / "config.yaml").read_bytes()
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     folders = sorted(p.name for p in sweep_dir.iterdir() if p.is_dir() and p.name[0] != ".")
@@ -149,6 +150,9 @@ def test_a_requeued_sweep_job_continues_from_its_checkpoint_in_its_folder(
     assert continued["status"] == "ok" and continued["epochs"] == 3
     (resume,) = continued["resumes"]
     assert 1 <= resume["from_epoch"] < 3 and resume["at"]
+    # The run's own config is kept; the continuation's is saved next to it.
+    assert (job / ".hydra" / "config.yaml").read_bytes() == own_config
+    assert list((job / ".hydra").glob("resumed-*/config.yaml"))
     alone = tmp_path / "alone"
     run_cli(tmp_path, *args, "optimizer.lr=2e-3", f"hydra.run.dir={alone}")
     for key in ("test/acc", "val/acc_best", "test/loss"):
@@ -245,3 +249,27 @@ def test_the_slurm_launcher_without_sbatch_is_one_message(tmp_path):
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error: hydra/launcher=slurm submits") and "sbatch" in proc.stderr
     assert not (tmp_path / "outputs").exists()
+
+
+def test_a_requeued_job_that_had_finished_changes_nothing(cli_here, tiny_data, tmp_path,
+                                                          monkeypatch):
+    """SLURM may requeue a job that has finished training but not yet exited. Run here with
+    the environment such a restart has (no cluster needed): the finished run is found by
+    the job id in its lock file and left as it was."""
+    from conftest import snapshot
+
+    args = [f"data.data_dir={tiny_data}", *TINY_OVERRIDES, "trainer.max_epochs=1"]
+    run_cli(tmp_path, *args, env={"SLURM_JOB_ID": "4711"})
+    (run,) = tmp_path.glob("outputs/*/*")
+    assert "slurm=4711" in (run / ".lock").read_text()
+    before = snapshot(run)
+    monkeypatch.setenv("SLURM_JOB_ID", "4711")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    code, out, err = cli_here(tmp_path, *args)
+    assert code == 0 and "has finished already" in err, err
+    assert list(tmp_path.glob("outputs/*/*")) == [run]  # no new timestamped folder
+    # Every result, config and log byte as it was; the lock file names its latest holder.
+    after = {k: v for k, v in snapshot(run).items() if not k.startswith(".hydra/resumed-")}
+    assert {k: v for k, v in after.items() if k != ".lock"} == {
+        k: v for k, v in before.items() if k != ".lock"}
+    assert set(after) == set(before)

@@ -51,6 +51,7 @@ SWEEP_CONFIG = "multirun.yaml"  # written by Hydra into a sweep folder
 ADJUSTABLE = ("trainer.max_epochs", "resume", "ckpt_path")
 
 _claimed: dict[str, str] = {}
+_reclaimed: set[str] = set()  # folders requeued SLURM jobs found again
 _locks: dict[str, int] = {}
 _epochs_in: dict[Path, int] = {}  # epochs each checkpoint holds, read once per process
 
@@ -99,7 +100,7 @@ def run_dir(resume: str | None, ckpt_path: str | None, new: str) -> str:
         outputs = Path(new).parent.parent  # outputs/<date>/<time>
         for lock in sorted(outputs.glob(f"*/*/{LOCK}")):
             if started_by_this_job(lock.parent):
-                return str(lock.parent)
+                return reclaim(lock.parent)
     if _peers_share_folder() and os.environ.get("SLURM_JOB_ID"):
         step = f"slurm-{os.environ['SLURM_JOB_ID']}.{os.environ.get('SLURM_STEP_ID', '0')}"
         shared = os.path.join(os.path.dirname(new), step)
@@ -108,9 +109,20 @@ def run_dir(resume: str | None, ckpt_path: str | None, new: str) -> str:
     return unique_dir(new)
 
 
-def config_subdir(resume: str | None, ckpt_path: str | None, stamp: str) -> str:
-    """Where Hydra saves the composed config: a resume keeps the run's original .hydra/."""
-    return ".hydra" if folder_of(resume, ckpt_path) is None else f".hydra/resumed-{stamp}"
+def config_subdir(resume: str | None, ckpt_path: str | None, stamp: str,
+                  output_dir: str | None = None) -> str:
+    """Where Hydra saves the composed config: a resume, and a job SLURM requeued into the
+    folder it had (`reclaim`), keep the run's original .hydra/."""
+    again = output_dir is not None and os.path.abspath(output_dir) in _reclaimed
+    if folder_of(resume, ckpt_path) is None and not again:
+        return ".hydra"
+    return f".hydra/resumed-{stamp}"
+
+
+def reclaim(folder: str | Path) -> str:
+    """`folder` is this requeued SLURM job's own again (`started_by_this_job`)."""
+    _reclaimed.add(os.path.abspath(folder))
+    return str(folder)
 
 
 def register_resolvers() -> None:

@@ -103,6 +103,7 @@ def job_dirname(num: Any, overrides: Sequence[str] | None, sweep_dir: str) -> st
     while True:
         if run_folder.started_by_this_job(Path(sweep_dir, candidate)):
             _claimed[memo] = candidate  # requeued by SLURM: its own folder again
+            run_folder.reclaim(Path(sweep_dir, candidate))
             return candidate
         try:
             os.mkdir(os.path.join(sweep_dir, candidate))

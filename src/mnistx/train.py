@@ -349,8 +349,8 @@ def main(cfg: DictConfig) -> float | None:
     # the reason) and returns None; the other jobs go on. A single run exits non-zero.
     try:
         finished = run_folder.read_metrics(out) if again else None
-        if run_folder.is_finished(finished):
-            log.info("%s has finished already; nothing to do.", out)
+        if run_folder.is_finished(finished):  # said on stderr: its train.log stays as it was
+            print(f"{out} has finished already; nothing to do.", file=sys.stderr)
             return finished.get("val/acc_best")
         if again and run_folder.continues_job(out):
             cfg, ckpt, run = run_folder.continuation(cfg, overrides, job=out)
