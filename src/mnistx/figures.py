@@ -2,7 +2,7 @@
 
 They are painted with PIL, captions and labels in Pillow's scalable font: a few milliseconds
 each, where matplotlib needed ~0.1-0.2 s to lay out and rasterise their dozens of text labels
-and ticks (a sweep job draws nine pictures, one grid after each epoch). The comparison
+and ticks (a 3-epoch sweep job draws eight: five, and a grid after each epoch). The comparison
 report's plots, drawn once per sweep, stay matplotlib's (mnistx.plots).
 Every function returns a PIL image; `png` encodes one for a file and TensorBoard alike.
 """
