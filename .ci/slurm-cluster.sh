@@ -31,6 +31,10 @@ ClusterName=mnistx
 SlurmctldHost=localhost(127.0.0.1)
 SlurmUser=root
 AuthType=auth/munge
+# A requeued job may start again once its old credential has expired (120 s by default);
+# starting it earlier (scontrol update StartTime=now) races the node's cleanup and SLURM
+# kills it ("Job credential revoked"). 10 s keeps the requeue tests short and real.
+AuthInfo=cred_expire=10
 StateSaveLocation=/var/spool/slurmctld
 SlurmdSpoolDir=/var/spool/slurmd/%n
 SlurmctldPidFile=/run/slurmctld.pid

@@ -101,25 +101,26 @@ def test_a_two_node_ddp_run_through_srun_shards_each_epoch_and_keeps_one_folder(
 
 
 def _slurm_jobs() -> dict[str, str]:
-    out = subprocess.run(["squeue", "--me", "--array", "-h", "-o", "%i %T"], capture_output=True,
-                         text=True, timeout=30).stdout
-    return dict(line.split() for line in out.splitlines())
+    """The queue's jobs and their states; squeue is asked again when it fails (a busy
+    controller), so that a failed call never reads as an empty queue."""
+    for _ in range(10):
+        proc = subprocess.run(["squeue", "--me", "--array", "-h", "-o", "%i %T"],
+                              capture_output=True, text=True, timeout=30)
+        if proc.returncode == 0:
+            return dict(line.split() for line in proc.stdout.splitlines())
+        time.sleep(1)
+    raise AssertionError(f"squeue keeps failing: {proc.stderr}")
 
 
 def _requeue_after_first_checkpoint(folder: Path, proc: subprocess.Popen) -> str:
     """`scontrol requeue` the running job that trains in `folder` once it has saved its first
-    checkpoint, and let it start again at once (a requeued job waits 2 minutes otherwise)."""
+    checkpoint. It starts again by itself ~11 s later (the test cluster's cred_expire)."""
     deadline = time.time() + 240
     while not (folder / "checkpoints" / "last.ckpt").exists():
         assert proc.poll() is None and time.time() < deadline, proc.communicate()
         time.sleep(0.1)
     (job,) = [j for j, state in _slurm_jobs().items() if state == "RUNNING"]
     subprocess.run(["scontrol", "requeue", job], check=True, timeout=30)
-    while _slurm_jobs().get(job) not in ("PENDING",):
-        assert time.time() < deadline
-        time.sleep(0.2)
-    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True,
-                   timeout=30)
     return job
 
 
@@ -173,11 +174,6 @@ def test_a_requeued_sbatch_run_continues_in_its_own_folder(slurm, tiny_data, tmp
         assert time.time() < deadline and job in _slurm_jobs()
         time.sleep(0.1)
     subprocess.run(["scontrol", "requeue", job], check=True, timeout=30)
-    while _slurm_jobs().get(job) != "PENDING":
-        assert time.time() < deadline
-        time.sleep(0.2)
-    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True,
-                   timeout=30)
     while job in _slurm_jobs():
         assert time.time() < deadline + 120
         time.sleep(0.5)
