@@ -10,7 +10,7 @@ help:
 	@echo "make train [ARGS='model=cnn optimizer=adam']  train (default: MLP on MNIST)"
 	@echo "make test                                     lint + the whole test suite"
 	@echo "make test-fast                                tests without the real-data ones"
-	@echo "make bench                                    epoch-time, time-to-99%, pool-order, sweep-overhead benchmarks"
+	@echo "make bench                                    epoch-time, time-to-99%, pool-order, sweep-overhead, Optuna-pruning benchmarks"
 	@echo "make gpu-check                                GPU tests and timings (needs a CUDA GPU)"
 	@echo "make tensorboard                              serve outputs/ in TensorBoard"
 
@@ -52,6 +52,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/time_to_accuracy.py
 	$(BIN)/python bench/pool_order.py
 	$(BIN)/python bench/sweep_overhead.py
+	$(BIN)/python bench/optuna_pruning.py
 
 gpu-check: $(VENV)/.installed-dev
 	$(BIN)/python bench/gpu_check.py $(ARGS)

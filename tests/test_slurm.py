@@ -72,6 +72,23 @@ def test_a_slurm_array_sweep_gives_the_basic_launchers_numbers(slurm, tiny_data,
     assert "Bypassing sacct error" not in output and "accounting storage is disabled" not in output
 
 
+def test_optuna_trials_run_on_the_cluster_n_jobs_at_a_time(slurm, tiny_data, tmp_path):
+    import optuna
+
+    run_cli(tmp_path, "-m", "hparams_search=optuna", f"data.data_dir={tiny_data}",
+            *TINY_OVERRIDES, "trainer.max_epochs=1", *ON_TEST_CLUSTER,
+            "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=2",
+            "hydra.callbacks.sweep.report=false")
+    study_dir = tmp_path / "outputs" / "optuna" / "mnistx"
+    study = optuna.load_study(study_name="mnistx", storage=f"sqlite:///{study_dir}/optuna.db")
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    assert all(t.intermediate_values for t in study.trials)  # reported from the nodes
+    # The batch of 2 ran as one SLURM array of 2 tasks.
+    logs = list((study_dir / ".submitit").rglob("*_log.out"))
+    assert len({p.name.split("_")[0] for p in logs}) == 1
+    assert {p.name.split("_")[1] for p in logs} == {"0", "1"}
+
+
 def test_a_two_node_ddp_run_through_srun_shards_each_epoch_and_keeps_one_folder(
         slurm, tiny_data, tmp_path):
     """`srun -N2 --ntasks-per-node=1`: one rank per node (gloo), each a task of one SLURM

@@ -8,7 +8,6 @@ import os
 import statistics
 from pathlib import Path
 
-import optuna
 import pytest
 import torch
 from conftest import TINY_OVERRIDES, run_cli
@@ -158,39 +157,6 @@ def test_joblib_launcher_runs_two_jobs_with_a_thread_share_each(tiny_data, tmp_p
     assert (sweep_dir / "comparison.csv").exists()
 
 
-def test_optuna_search_stores_its_study_and_resumes(tiny_data, tmp_path):
-    args = [
-        "-m",
-        "hparams_search=optuna",
-        f"data.data_dir={tiny_data}",
-        *[o for o in ONE_EPOCH if not o.startswith("data.batch_size")],  # searched
-        "hydra.callbacks.sweep.report=false",
-    ]
-    run_cli(tmp_path, *args, "hydra.sweeper.n_trials=2")
-    study_dir = tmp_path / "outputs" / "optuna" / "mnistx"
-    storage = f"sqlite:///{study_dir / 'optuna.db'}"
-    study = optuna.load_study(study_name="mnistx", storage=storage)
-    assert len(study.trials) == 2
-    study.ask()  # a trial left running, as when a search is killed mid-trial
-
-    proc = run_cli(tmp_path, *args, "hydra.sweeper.n_trials=3")
-    assert "already has 2 of 3 trials; running the other 1" in proc.stdout + proc.stderr
-    study = optuna.load_study(study_name="mnistx", storage=storage)
-    states = [t.state for t in study.trials]
-    assert states.count(optuna.trial.TrialState.COMPLETE) == 3
-    assert states.count(optuna.trial.TrialState.FAIL) == 1  # the killed one
-    jobs = _jobs(study_dir)
-    assert len(jobs) == 3 and all(m["status"] == "ok" for m in jobs.values())
-
-    best = OmegaConf.load(study_dir / "best.yaml")
-    assert best["val/acc_best"] == pytest.approx(max(m["val/acc_best"] for m in jobs.values()))
-    assert best.params == study.best_trial.params
-    assert set(best.params) == {
-        "optimizer", "optimizer.lr", "model.activation", "search.width", "data.batch_size"
-    }
-    assert "Best trial" in proc.stdout
-
-
 def test_accelerators_preset_skips_what_is_missing(tiny_data, tmp_path):
     sweep_dir = _multirun(tmp_path, tiny_data, "sweep=accelerators")
     jobs = _jobs(sweep_dir)
@@ -256,18 +222,6 @@ def test_slurm_launcher_composes_with_the_intended_parameters():
     assert launcher.params["gpus_per_node"] == 2
     assert launcher.params["timeout_min"] == 30
     assert launcher.params["cpus_per_task"] == 2 and launcher.params["mem_gb"] == 4  # defaults
-
-
-def test_optuna_preset_searches_the_five_knobs():
-    cfg = _hydra_cfg("hparams_search=optuna")
-    assert cfg.hydra.sweeper.direction == "maximize"
-    assert cfg.hydra.sweeper.storage.startswith("sqlite:///")
-    assert cfg.hydra.sweeper.storage.endswith("optuna/mnistx/optuna.db")
-    assert set(cfg.hydra.sweeper.params) == {
-        "optimizer", "optimizer.lr", "model.activation", "search.width", "data.batch_size"
-    }
-    cfg = _hydra_cfg("hparams_search=optuna", "search.width=64")
-    assert list(cfg.model.hidden_sizes) == [64, 64]
 
 
 def test_job_dirname_is_unique_and_safe(tmp_path, monkeypatch):

@@ -26,7 +26,7 @@ from rich.table import Table
 from mnistx.errors import UserError, exit_status
 from mnistx.report import write_text
 from mnistx.run_folder import SWEEP_CONFIG
-from mnistx.sweep import parse_overrides
+from mnistx.sweep import parse_overrides, short_value
 
 SEED = "seed"
 log = logging.getLogger("mnistx")
@@ -178,7 +178,7 @@ def _cells(row: dict[str, Any], params: Sequence[str], width: int = 0) -> list[s
         reason = reason[: width - 1] + "…"
     status = row["status"] + (f" ({reason})" if reason else "")
     return [
-        *(str(row[k]) for k in params),
+        *(short_value(str(row[k])) for k in params),  # comparison.csv has them in full
         _pct(row["val/acc_best"], row["val/acc_best std"]),
         _pct(row["test/acc"], row["test/acc std"]),
         _num(row["best_epoch"], ".1f" if row["seeds"] > 1 else ".0f"),

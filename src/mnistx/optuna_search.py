@@ -1,99 +1,283 @@
-"""Resuming a stored Optuna study and reporting its best trial, around Hydra's Optuna sweeper.
+"""An Optuna search as a Hydra sweep: ask Optuna for trials, run them through Hydra's
+launcher (`hydra.sweeper.n_jobs` at a time), tell Optuna how each ended.
 
-Hydra's sweeper runs `n_trials` new trials every time, even on a study that already has
-some. `prepare_study` runs (from mnistx.sweep.SweepCallback) before the sweeper is built from
-the config: it creates the study's folder, which must exist before SQLite opens its file
-there, and lowers `n_trials` to the trials the stored study still lacks, so a re-run picks up
-an interrupted search where it stopped.
+The sweeper (hydra_plugins.mnistx_sweeper.OptunaSweeper) is a thin shell around `Search`.
+Each trial is a job of the sweep with its sampled values as overrides and its trial number
+in `hydra.sweeper.trial`, so that the job reports val/acc to its trial every epoch and stops
+when the pruner says so (mnistx.optuna_trial). The job's metrics.json is what the trial is
+told: its objective value(s), PRUNED, or FAIL.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import sys
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf, read_write
+from omegaconf import DictConfig, OmegaConf
+
+from mnistx import optuna_study as studies
+from mnistx.errors import UserError
 
 log = logging.getLogger("mnistx")
+WAIT_FOR_OTHERS = 2.0  # seconds between looks at other workers' running trials
 
 
-def _finished_trials(study_name: str | None, storage: str | None) -> int:
-    """Trials of a stored study that ended; ones left running by a killed search are marked
-    failed, so that they count as neither done nor pending."""
-    import optuna
-
-    if not storage or not study_name:
-        return 0
-    try:
-        study = optuna.load_study(study_name=study_name, storage=storage)
-    except KeyError:  # no such study yet
-        return 0
-    done = 0
-    for trial in study.get_trials(deepcopy=False):
-        if trial.state == optuna.trial.TrialState.RUNNING:
-            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-        elif trial.state.is_finished():
-            done += 1
-    return done
+# --- the search space -----------------------------------------------------------------------
 
 
-def is_optuna(config: DictConfig) -> bool:
-    return "optuna" in str(config.hydra.sweeper.get("_target_", "")).lower()
+def distribution(key: str, value: Any) -> Any:
+    """The Optuna distribution of a parsed sweep override: choice(...) or a, b, c ->
+    categorical; interval(lo, hi) -> float (int when both ends are); range(lo, hi, step) ->
+    stepped int or float; tag(log, ...) -> log scale."""
+    from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-
-def prepare_study(config: DictConfig) -> None:
-    sweeper = config.hydra.sweeper
-    Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-    wanted = sweeper.n_trials
-    done = _finished_trials(sweeper.study_name, sweeper.storage)
-    with read_write(sweeper):
-        sweeper.n_trials = max(0, wanted - done)
-        # A seeded sampler restarted with its seed would propose the first trials again.
-        if done and sweeper.sampler.get("seed") is not None:
-            sweeper.sampler.seed = int(sweeper.sampler.seed) + done
-    if done:
-        log.info(
-            "Study %r already has %d of %d trials; running the other %d.",
-            sweeper.study_name,
-            done,
-            wanted,
-            sweeper.n_trials,
-        )
-
-
-def write_best(config: DictConfig) -> dict[str, Any]:
-    """best.yaml: the best trial's value and settings, and the command that reruns it."""
-    import optuna
-    from rich.console import Console
-
-    sweep_dir = Path(str(config.hydra.sweep.dir))
-    study_name, storage = config.hydra.sweeper.study_name, config.hydra.sweeper.storage
-    study = optuna.load_study(study_name=study_name, storage=storage)
-    try:
-        best = study.best_trial
-    except ValueError:  # every trial failed
-        log.error("No trial of study %r completed; see the trials' train.log.", study_name)
-        return {}
-    overrides = [f"{k}={v}" for k, v in best.params.items()]
-    result = {
-        "study_name": study_name,
-        "trial": best.number,
-        "val/acc_best": best.value,
-        "params": dict(best.params),
-        "command": "python -m mnistx.train hparams_search=optuna " + " ".join(overrides),
-        "trials": {
-            "finished": sum(t.state.is_finished() for t in study.trials),
-            "failed": sum(t.state == optuna.trial.TrialState.FAIL for t in study.trials),
-        },
-    }
-    OmegaConf.save(OmegaConf.create(result), sweep_dir / "best.yaml")
-    console = Console()
-    console.print(
-        f"[bold]Best trial[/bold] #{best.number}: val/acc_best {100 * best.value:.2f}% "
-        f"({result['trials']['finished']} trials, {result['trials']['failed']} failed)"
+    log_scale = "log" in getattr(value, "tags", set())
+    if isinstance(value, ChoiceSweep):
+        return CategoricalDistribution(list(value.list))
+    if isinstance(value, IntervalSweep):
+        lo, hi = value.start, value.end
+        if isinstance(lo, int) and isinstance(hi, int):
+            return IntDistribution(lo, hi, log=log_scale)
+        return FloatDistribution(float(lo), float(hi), log=log_scale)
+    if isinstance(value, RangeSweep):
+        step = value.step or 1
+        values = list(_range_values(value.start, value.stop, step))
+        if not values:
+            raise UserError(f"{key}: range({value.start}, {value.stop}, {step}) is empty.")
+        if all(isinstance(v, int) for v in (value.start, value.stop, step)):
+            return IntDistribution(values[0], values[-1], step=step, log=log_scale and step == 1)
+        return FloatDistribution(float(values[0]), float(values[-1]), step=float(step))
+    raise UserError(
+        f"{key}={value} is not a search range Optuna can sample. Use choice(a,b,...), "
+        "interval(lo,hi), range(lo,hi,step), and tag(log, interval(lo,hi)) for a log scale."
     )
-    for key, value in best.params.items():
-        console.print(f"  {key} = {value}")
-    console.print(f"Written to {sweep_dir / 'best.yaml'}")
-    return result
+
+
+def _range_values(start: float, stop: float, step: float) -> Sequence[float]:
+    values, v = [], start
+    while (step > 0 and v < stop) or (step < 0 and v > stop):
+        values.append(v)
+        v += step
+    return values
+
+
+def search_space(sweeper: DictConfig, arguments: Sequence[str]) -> tuple[dict, list[str]]:
+    """The searched keys (hydra.sweeper.params, and sweeps on the command line) as Optuna
+    distributions, and the other command-line overrides, which every trial gets: a key of
+    the search space set to one value there (data.batch_size=64) is no longer searched."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = sweeper.get("params") or {}
+    words = [f"{k}={v}" for k, v in params.items()]
+    parser = OverridesParser.create()
+    space: dict[str, Any] = {}
+    fixed: list[str] = []
+    for override in parser.parse_overrides([*words, *arguments]):
+        key = override.get_key_element()
+        if override.is_sweep_override():
+            space[key.lstrip("+~")] = distribution(key, override.value())
+        else:  # a constant, every trial's; on the command line, it pins a searched key
+            space.pop(key.lstrip("+~"), None)
+            fixed.append(override.input_line)
+    if not space:
+        raise UserError(
+            "An Optuna search needs something to search: hydra.sweeper.params is empty and the "
+            "command line sweeps nothing. Add e.g. 'optimizer.lr=tag(log, interval(1e-4, 1e-1))'"
+            " or use hparams_search=optuna's search space."
+        )
+    return space, fixed
+
+
+def override_value(value: Any) -> str:
+    """A sampled value as Hydra override text (strings quoted when Hydra would split them)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str) and not re.fullmatch(r"[\w./@+-]+", value):
+        from mnistx.sweep import hydra_quoted
+
+        return hydra_quoted(value) or value
+    return str(value)
+
+
+# --- the search -------------------------------------------------------------------------------
+
+
+class Search:
+    """One worker's part of the study: trials `n_jobs` at a time until the study holds
+    `n_trials` that count, then waits for the other workers' running trials."""
+
+    def __init__(self, config: DictConfig, launcher: Any, arguments: Sequence[str]) -> None:
+        self.config = config
+        self.sweeper = config.hydra.sweeper
+        self.launcher = launcher
+        studies.check_settings(self.sweeper)
+        self.space, self.fixed = search_space(self.sweeper, arguments)
+        self.objectives = studies.objectives(self.sweeper)
+        self.sweep_dir = Path(str(config.hydra.sweep.dir))
+        self.max_epochs = config.get("trainer", {}).get("max_epochs")
+        studies.make_sampler(self.sweeper, 0)  # its options, before anything is written
+        self.study = studies.open_study(self.sweeper, self.max_epochs)
+        self.url, self.name = str(self.sweeper.storage), str(self.sweeper.study_name)
+        self.seed = self.sweeper.get("seed")
+        self.job_idx = 0
+        self._waiting_for: list[int] = []
+
+    def run(self) -> list[Any]:
+        from mnistx.run_folder import SWEEP_CONFIG
+
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        record = self.sweep_dir / SWEEP_CONFIG
+        if not record.exists():  # several workers may share the folder: the first says it
+            OmegaConf.save(self.config, record)
+        studies.fail_abandoned(self.study)
+        self._say_where_it_stands()
+        returns = []
+        with studies.Heartbeat(self.study) as heartbeat:
+            while True:
+                trials = self._ask(heartbeat)
+                if trials:
+                    returns.append(self._run_batch(trials, heartbeat))
+                elif not self._others_running():
+                    break
+        return returns
+
+    def _budget(self) -> tuple[int, int]:
+        """(trials that count, trials in the study)."""
+        trials = self.study.get_trials(deepcopy=False)
+        return sum(studies.counts(t) for t in trials), len(trials)
+
+    def _say_where_it_stands(self) -> None:
+        counted, _ = self._budget()
+        wanted = int(self.sweeper.n_trials)
+        if counted:
+            left = max(0, wanted - counted)
+            log.info("Study %r already has %d of %d trials; running the other %d.",
+                     self.name, min(counted, wanted), wanted, left)
+
+    def _ask(self, heartbeat: studies.Heartbeat) -> list[Any]:
+        """Up to n_jobs new trials, within the study's n_trials."""
+        from optuna.trial import TrialState
+
+        wanted = int(self.sweeper.n_trials)
+        trials = []
+        with studies.budget_lock(self.url, self.name):
+            counted, total = self._budget()
+            for _ in range(min(int(self.sweeper.n_jobs), wanted - counted)):
+                # Each trial samples with its own seed (the search's seed and the trial's
+                # number), so workers that share a study never propose the same values.
+                seed = None if self.seed is None else (int(self.seed) * 100_003 + total) % 2**32
+                self.study.sampler = studies.make_sampler(self.sweeper, seed)
+                trial = self.study.ask(self.space)
+                heartbeat.add(trial)
+                trials.append(trial)
+                total += 1
+        # Without a lock (a storage other than SQLite, PostgreSQL, MySQL) two workers may
+        # both have taken the last trial: the later one gives its back.
+        kept = []
+        for trial in trials:
+            ahead = [t for t in self.study.get_trials(deepcopy=False)
+                     if t.number < trial.number and studies.counts(t)]
+            if len(ahead) >= wanted:
+                trial.set_user_attr(studies.KILLED, "over n_trials: another worker took it")
+                self.study.tell(trial, state=TrialState.FAIL)
+                heartbeat.done(trial.number)
+            else:
+                kept.append(trial)
+        return kept
+
+    def _others_running(self) -> bool:
+        """Whether other workers still run trials that count (this worker then waits: one
+        of them may yet fail, and be replaced)."""
+        from optuna.trial import TrialState
+
+        running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if not running:
+            return False
+        if studies.fail_abandoned(self.study):
+            return True
+        numbers = [t.number for t in running]
+        if numbers != self._waiting_for:  # said once per change, not every few seconds
+            log.info("Waiting for %d trial(s) other workers are running (%s).", len(numbers),
+                     ", ".join(f"#{n}" for n in numbers))
+            self._waiting_for = numbers
+        time.sleep(WAIT_FOR_OTHERS)
+        return True
+
+    def _run_batch(self, trials: list[Any], heartbeat: studies.Heartbeat) -> Any:
+        batch = []
+        for trial in trials:
+            sampled = [f"{k}={override_value(v)}" for k, v in trial.params.items()]
+            batch.append([*sampled, *self.fixed, f"hydra.sweeper.trial={trial.number}"])
+        try:
+            results = self.launcher.launch(batch, initial_job_idx=self.job_idx)
+        except BaseException:
+            for trial in trials:  # e.g. Ctrl-C: the next search replaces them
+                self._tell_killed(trial, "its search was stopped")
+                heartbeat.done(trial.number)
+            raise
+        self.job_idx += len(batch)
+        for trial, result in zip(trials, results, strict=True):
+            try:
+                self._tell(trial, result)
+            except RuntimeError as e:  # already closed: another worker took it for dead
+                log.warning("Trial #%d ended, but the study has it closed already (%s); its "
+                            "run folder keeps the result.", trial.number, e)
+            heartbeat.done(trial.number)
+        return results
+
+    def _tell_killed(self, trial: Any, why: str) -> None:
+        from optuna.trial import TrialState
+
+        try:
+            trial.set_user_attr(studies.KILLED, why)
+            self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+        except Exception as e:  # the storage may be gone with the interrupt
+            log.debug("could not mark trial #%s: %s", trial.number, e)
+
+    def _tell(self, trial: Any, result: Any) -> None:
+        """The trial's result, from the job's metrics.json."""
+        from optuna.trial import TrialState
+
+        from mnistx.run_folder import read_metrics
+
+        folder = Path(str(result.hydra_cfg.hydra.runtime.output_dir))
+        trial.set_user_attr(studies.FOLDER, str(folder))
+        try:
+            result.return_value  # noqa: B018  (raises what the job raised)
+        except Exception as e:
+            log.error("trial #%d failed: %s (outputs in %s)", trial.number, e, folder)
+        metrics = read_metrics(folder) or {}
+        status = metrics.get("status")
+        if status == "pruned":
+            self.study.tell(trial, state=TrialState.PRUNED)
+            return
+        values = [metrics.get(name) for name in self.objectives]
+        if status == "ok" and all(isinstance(v, int | float) for v in values):
+            self.study.tell(trial, [float(v) for v in values])
+            return
+        if metrics.get("reason"):
+            trial.set_user_attr("mnistx.reason", str(metrics["reason"])[:500])
+        self.study.tell(trial, state=TrialState.FAIL)
+
+    def finish(self) -> dict[str, Any]:
+        return studies.write_best(self.study, self.sweeper, self.sweep_dir, self.fixed)
+
+
+def run_search(config: DictConfig, launcher: Any, arguments: Sequence[str]) -> list[Any]:
+    """The sweeper's sweep(): mistakes in the settings become one paragraph and exit 1."""
+    try:
+        search = Search(config, launcher, arguments)
+        returns = search.run()
+        search.finish()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    return returns

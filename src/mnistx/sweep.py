@@ -68,8 +68,8 @@ def sweep_grid(cfg: DictConfig) -> list[list[str]] | None:
     return jobs
 
 
-def _short(value: str) -> str:
-    """Optuna's floats (0.00031622776601683794) shortened for a folder name."""
+def short_value(value: str) -> str:
+    """Optuna's floats (0.00031622776601683794) shortened for a folder name or a table."""
     try:
         number = float(value)
     except ValueError:
@@ -82,7 +82,7 @@ def job_name(overrides: Sequence[str], keys: Sequence[str] | None = None) -> str
     values = swept_values(list(overrides), keys)
     if not values:
         return None
-    name = ",".join(f"{k}={_short(v)}" for k, v in values.items())
+    name = ",".join(f"{k}={short_value(v)}" for k, v in values.items())
     return re.sub(r"[/\\\s:]+", "_", name)[:200]
 
 
@@ -115,14 +115,15 @@ def job_dirname(num: Any, overrides: Sequence[str] | None, sweep_dir: str) -> st
 
 
 def register_sweeper() -> None:
-    """Make conf/hydra/sweeper/grid.yaml's sweeper known to Hydra, which does not discover
+    """Make conf/hydra/sweeper/'s sweepers (grid, optuna) known to Hydra, which does not discover
     the plugins of an editable install (Hydra #2359)."""
     from hydra.core.plugins import Plugins
 
     plugins = Plugins.instance()  # first: its scan executes BasicSweeper's module again ...
-    from hydra_plugins.mnistx_sweeper import GridSweeper  # ... and this subclasses that class
+    from hydra_plugins.mnistx_sweeper import GridSweeper, OptunaSweeper  # ... subclasses it
 
     plugins.register(GridSweeper)
+    plugins.register(OptunaSweeper)
 
 
 # --- finishing a sweep cut short ---------------------------------------------------------
@@ -221,29 +222,21 @@ def covering_jobs(batch: Sequence[Sequence[str]], is_group: Any) -> list[Sequenc
 
 
 class SweepCallback(Callback):
-    """Publishes the swept keys to the jobs, and writes the comparison report at the end;
-    for an Optuna search, also resumes its stored study and reports the best trial."""
+    """Publishes the swept keys to the jobs, and writes the comparison report at the end."""
 
     def __init__(self, report: bool = True) -> None:
         self.report = report
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from mnistx.optuna_search import is_optuna, prepare_study
-
         os.environ[SWEPT_ENV] = ",".join(swept_keys_of(config))
         if "SlurmLauncher" in str(config.hydra.launcher.get("_target_", "")):
             from mnistx.slurm import follow_jobs
 
             follow_jobs()
-        if is_optuna(config):  # runs before Hydra builds the sweeper from this config
-            prepare_study(config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from mnistx.compare import compare
-        from mnistx.optuna_search import is_optuna, write_best
 
-        if is_optuna(config):
-            write_best(config)
         if not self.report:
             return
 

@@ -148,6 +148,7 @@ def train(
 
     from mnistx.hparams import flat_hparams, log_hparams
     from mnistx.module import ClassifierModule
+    from mnistx.optuna_trial import pruned_epoch
     from mnistx.report import print_summary
     from mnistx.run_folder import is_rank_zero, record_interrupt, write_metrics
     from mnistx.step_overhead import NullProfiler, skip_idle_hooks
@@ -236,13 +237,20 @@ def train(
     results = {}
     # The final weights are in the module (averaged, with EMA), so `last` loads nothing.
     tested = "best" if best and cfg.test_checkpoint == "best" else "last"
-    if cfg.test:
+    # An Optuna trial its pruner stopped: what it learned so far is its result, untested.
+    pruned = pruned_epoch(trainer.callbacks)
+    testing = cfg.test and pruned is None
+    if testing:
         results = trainer.test(
             module, datamodule=datamodule, ckpt_path=best if tested == "best" else None,
             verbose=False,
         )[0]
     metrics: dict[str, Any] = {
-        "status": "ok",
+        "status": "ok" if pruned is None else "pruned",
+        **({} if pruned is None else {
+            "pruned_at_epoch": pruned,
+            "reason": f"pruned by Optuna after epoch {pruned} of {cfg.trainer.max_epochs}",
+        }),
         "test/acc": results.get("test/acc"),
         "test/loss": results.get("test/loss"),
         "val/acc_best": fit_metrics.get("val/acc_best"),
@@ -255,7 +263,7 @@ def train(
         "accelerator": trainer.strategy.root_device.type,
         **{k: fit_metrics.get(k) for k in ("train/loss", "train/acc", "val/loss", "val/acc")},
         "best_checkpoint": best or None,
-        "tested_weights": (tested if cfg.test else None),
+        "tested_weights": (tested if testing else None),
         **_time_to_target(cfg.get("target_acc"), fit_metrics, train_seconds),
         "threads": torch.get_num_threads(),
         "overrides": run.overrides,
@@ -276,7 +284,10 @@ def _ddp_ranks_join_this_job(hc: Any, overrides: Sequence[str]) -> None:
     and claim a fresh folder; make it run this one job, in this job's folder."""
     from omegaconf import read_write
 
-    sys.argv = [sys.argv[0], *overrides]
+    # An Optuna trial's sweeper settings and number too: every rank prunes with rank 0.
+    sweeper = [str(o) for o in hc.overrides.hydra
+               if str(o).startswith(("hydra/sweeper=", "hydra.sweeper."))]
+    sys.argv = [sys.argv[0], *overrides, *sweeper]
     with read_write(hc.run):
         hc.run.dir = hc.runtime.output_dir
 
@@ -356,7 +367,8 @@ def main(cfg: DictConfig) -> float | None:
             cfg, ckpt, run = run_folder.continuation(cfg, overrides, job=out)
             _set_threads(cfg, hc, sweep)
             log.info("Continuing %s from %s", out, ckpt)
-        metrics = train(cfg, overrides, dict(hc.runtime.choices), ckpt_path=ckpt, run=run)
+        metrics = train(cfg, overrides, dict(hc.runtime.choices), ckpt_path=ckpt, run=run,
+                        extra_callbacks=_trial_reporter(hc, cfg))
     except UserError as e:
         skipped = isinstance(e, UnavailableError)
         if owner:
@@ -382,6 +394,16 @@ def main(cfg: DictConfig) -> float | None:
         run_folder.release(out)
     log.info("finished in %.1f s; outputs in %s", time.time() - start, out)
     return metrics.get("val/acc_best")
+
+
+def _trial_reporter(hc: Any, cfg: DictConfig) -> list[Any]:
+    """[the Optuna trial's reporter] for a job of an Optuna search, else []."""
+    if "OptunaSweeper" not in str(hc.sweeper.get("_target_")):
+        return []
+    from mnistx.optuna_trial import reporter
+
+    found = reporter(hc, cfg.trainer.get("max_epochs"))
+    return [found] if found else []
 
 
 def _report_interrupted_sweep(sweep_dir: Path) -> None:

@@ -1,8 +1,10 @@
-"""mnistx's grid sweeper: Hydra's basic sweeper, able to finish a sweep that was cut short.
+"""mnistx's sweepers: the grid sweeper (Hydra's basic sweeper, able to finish a sweep that
+was cut short) and the Optuna sweeper (mnistx.optuna_search).
 
 Here, under `hydra_plugins`, because Hydra builds sweepers only from that package; train.py
-registers it explicitly (Hydra does not find plugins of an editable install, Hydra #2359).
-The decisions are mnistx.sweep's; this class only applies them to Hydra's sweep loop.
+registers them explicitly (Hydra does not find plugins of an editable install, Hydra #2359).
+The decisions are mnistx.sweep's and mnistx.optuna_search's; these classes only apply them
+to Hydra's sweep loop.
 
 Run into a folder that already holds a sweep (`hydra.sweep.dir=<it>`, or `resume=<it>`), it
 does not write over the sweep's multirun.yaml, does not launch the jobs that finished (their
@@ -18,7 +20,9 @@ from typing import Any
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import OmegaConf
+from hydra.core.plugins import Plugins
+from hydra.plugins.sweeper import Sweeper
+from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("mnistx")
 
@@ -65,3 +69,24 @@ class GridSweeper(BasicSweeper):
             job_idx += len(batch)
             returns.append(results)
         return returns
+
+
+class OptunaSweeper(Sweeper):
+    """hparams_search=optuna: trials from an Optuna study, run through Hydra's launcher
+    (conf/hydra/sweeper/optuna.yaml lists the settings, read from the config as given)."""
+
+    def __init__(self, **settings: Any) -> None:
+        self.config: DictConfig | None = None
+        self.launcher: Any = None
+
+    def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
+        self.config = config
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
+
+    def sweep(self, arguments: list[str]) -> Any:
+        from mnistx.optuna_search import run_search
+
+        assert self.config is not None
+        return run_search(self.config, self.launcher, arguments)
