@@ -213,7 +213,8 @@ def test_two_workers_share_the_studys_n_trials(storage, tiny_data, tmp_path, req
     name = f"shared_{os.getpid()}_{time.time_ns()}"  # the server outlives the test
     url = _sqlite(study_dir) if storage == "sqlite" else request.getfixturevalue("postgres")
     # Batches of 4 images: each trial trains for a few seconds, so both workers get some.
-    args = _search_args(tiny_data, "data.batch_size=4", "trainer.max_epochs=2",
+    # One thread each: two workers on 2 cores would otherwise fight over them.
+    args = _search_args(tiny_data, "data.batch_size=4", "trainer.max_epochs=2", "threads=1",
                         "hydra.sweeper.n_trials=4",
                         f"hydra.sweeper.study_name={name}", f"hydra.sweeper.storage={url}",
                         f"hydra.sweep.dir={study_dir}")
@@ -272,7 +273,7 @@ def _span(folder: Path) -> tuple[datetime, datetime]:
 
 
 def test_trials_run_in_parallel_batches_through_joblib(tiny_data, tmp_path):
-    run_cli(tmp_path, *_search_args(tiny_data, "data.batch_size=2", "hydra/launcher=joblib",
+    run_cli(tmp_path, *_search_args(tiny_data, "data.batch_size=4", "hydra/launcher=joblib",
                                     "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2",
                                     "hydra.sweeper.n_trials=2"))
     study_dir = tmp_path / "outputs" / "optuna" / "mnistx"
@@ -347,7 +348,7 @@ def test_a_plain_install_runs_an_optuna_search(tiny_data, tmp_path):
 def test_trials_of_workers_that_have_gone_are_failed_and_no_longer_count(tmp_path):
     """A worker records itself and a heartbeat on each trial it runs; other workers fail the
     trial once that worker's process is gone (same host) or its heartbeat is stale."""
-    from mnistx import optuna_study as studies
+    from mnistx.hpo import study as studies
 
     study = optuna.create_study(storage=_sqlite(tmp_path), study_name="s")
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -379,8 +380,11 @@ def test_a_ddp_trial_is_pruned_on_every_rank(tiny_data, tmp_path):
     sweep_dir.mkdir()
     study = optuna.create_study(study_name="mnistx", storage=_sqlite(sweep_dir),
                                 direction="maximize")
-    for lr in (0.003, 1e-9):
-        study.enqueue_trial({"optimizer.lr": lr})
+    lr = optuna.distributions.CategoricalDistribution([0.003, 1e-9])
+    study.add_trial(optuna.trial.create_trial(  # the bar: a finished trial at 90% each epoch
+        params={"optimizer.lr": 0.003}, distributions={"optimizer.lr": lr}, value=0.9,
+        intermediate_values={0: 0.9, 1: 0.9}))
+    study.enqueue_trial({"optimizer.lr": 1e-9})
     run_cli(tmp_path, "-m", "hydra/sweeper=optuna", f"data.data_dir={tiny_data}",
             *TINY_OVERRIDES, "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu",
             "optimizer.lr=choice(0.003,1e-9)", "hydra.sweeper.n_trials=2",

@@ -182,6 +182,20 @@ def hydra_quoted(value: str) -> str | None:
     return None
 
 
+
+
+
+def override_value(value: Any) -> str:
+    """A sampled value as Hydra override text (strings quoted when Hydra would split them)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str) and not re.fullmatch(r"[\w./@+-]+", value):
+        return hydra_quoted(value) or value
+    return str(value)
+
+
 def rerun_overrides(job: PlannedJob, stamp: str | None = None) -> list[str]:
     """The job's overrides for the launcher: into its own folder when it has one, keeping the
     config Hydra saved there the first time (this run's goes to .hydra/resumed-<time>/)."""

@@ -147,8 +147,8 @@ def train(
     from lightning.pytorch.callbacks import Timer, WeightAveraging
 
     from mnistx.hparams import flat_hparams, log_hparams
+    from mnistx.hpo.trial import pruned_epoch
     from mnistx.module import ClassifierModule
-    from mnistx.optuna_trial import pruned_epoch
     from mnistx.report import print_summary
     from mnistx.run_folder import is_rank_zero, record_interrupt, write_metrics
     from mnistx.step_overhead import NullProfiler, skip_idle_hooks
@@ -400,7 +400,7 @@ def _trial_reporter(hc: Any, cfg: DictConfig) -> list[Any]:
     """[the Optuna trial's reporter] for a job of an Optuna search, else []."""
     if "OptunaSweeper" not in str(hc.sweeper.get("_target_")):
         return []
-    from mnistx.optuna_trial import reporter
+    from mnistx.hpo.trial import reporter
 
     found = reporter(hc, cfg.trainer.get("max_epochs"))
     return [found] if found else []

@@ -1,9 +1,9 @@
 """mnistx's sweepers: the grid sweeper (Hydra's basic sweeper, able to finish a sweep that
-was cut short) and the Optuna sweeper (mnistx.optuna_search).
+was cut short) and the Optuna sweeper (mnistx.hpo).
 
 Here, under `hydra_plugins`, because Hydra builds sweepers only from that package; train.py
 registers them explicitly (Hydra does not find plugins of an editable install, Hydra #2359).
-The decisions are mnistx.sweep's and mnistx.optuna_search's; these classes only apply them
+The decisions are mnistx.sweep's and mnistx.hpo's; these classes only apply them
 to Hydra's sweep loop.
 
 Run into a folder that already holds a sweep (`hydra.sweep.dir=<it>`, or `resume=<it>`), it
@@ -86,7 +86,7 @@ class OptunaSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> Any:
-        from mnistx.optuna_search import run_search
+        from mnistx.hpo.search import run_search
 
         assert self.config is not None
         return run_search(self.config, self.launcher, arguments)

@@ -4,14 +4,13 @@ launcher (`hydra.sweeper.n_jobs` at a time), tell Optuna how each ended.
 The sweeper (hydra_plugins.mnistx_sweeper.OptunaSweeper) is a thin shell around `Search`.
 Each trial is a job of the sweep with its sampled values as overrides and its trial number
 in `hydra.sweeper.trial`, so that the job reports val/acc to its trial every epoch and stops
-when the pruner says so (mnistx.optuna_trial). The job's metrics.json is what the trial is
+when the pruner says so (mnistx.hpo.trial). The job's metrics.json is what the trial is
 told: its objective value(s), PRUNED, or FAIL.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -20,8 +19,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from mnistx import optuna_study as studies
 from mnistx.errors import UserError
+from mnistx.hpo import results, settings
+from mnistx.hpo import study as studies
+from mnistx.sweep import override_value
 
 log = logging.getLogger("mnistx")
 WAIT_FOR_OTHERS = 2.0  # seconds between looks at other workers' running trials
@@ -94,19 +95,6 @@ def search_space(sweeper: DictConfig, arguments: Sequence[str]) -> tuple[dict, l
     return space, fixed
 
 
-def override_value(value: Any) -> str:
-    """A sampled value as Hydra override text (strings quoted when Hydra would split them)."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, str) and not re.fullmatch(r"[\w./@+-]+", value):
-        from mnistx.sweep import hydra_quoted
-
-        return hydra_quoted(value) or value
-    return str(value)
-
-
 # --- the search -------------------------------------------------------------------------------
 
 
@@ -118,12 +106,12 @@ class Search:
         self.config = config
         self.sweeper = config.hydra.sweeper
         self.launcher = launcher
-        studies.check_settings(self.sweeper)
+        settings.check_settings(self.sweeper)
         self.space, self.fixed = search_space(self.sweeper, arguments)
-        self.objectives = studies.objectives(self.sweeper)
+        self.objectives = settings.objectives(self.sweeper)
         self.sweep_dir = Path(str(config.hydra.sweep.dir))
         self.max_epochs = config.get("trainer", {}).get("max_epochs")
-        studies.make_sampler(self.sweeper, 0)  # its options, before anything is written
+        settings.make_sampler(self.sweeper, 0)  # its options, before anything is written
         self.study = studies.open_study(self.sweeper, self.max_epochs)
         self.url, self.name = str(self.sweeper.storage), str(self.sweeper.study_name)
         self.seed = self.sweeper.get("seed")
@@ -174,7 +162,7 @@ class Search:
                 # Each trial samples with its own seed (the search's seed and the trial's
                 # number), so workers that share a study never propose the same values.
                 seed = None if self.seed is None else (int(self.seed) * 100_003 + total) % 2**32
-                self.study.sampler = studies.make_sampler(self.sweeper, seed)
+                self.study.sampler = settings.make_sampler(self.sweeper, seed)
                 trial = self.study.ask(self.space)
                 heartbeat.add(trial)
                 trials.append(trial)
@@ -268,7 +256,7 @@ class Search:
         self.study.tell(trial, state=TrialState.FAIL)
 
     def finish(self) -> dict[str, Any]:
-        return studies.write_best(self.study, self.sweeper, self.sweep_dir, self.fixed)
+        return results.write_best(self.study, self.sweeper, self.sweep_dir, self.fixed)
 
 
 def run_search(config: DictConfig, launcher: Any, arguments: Sequence[str]) -> list[Any]:

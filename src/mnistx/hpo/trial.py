@@ -31,7 +31,8 @@ class TrialReporter(Callback):
             return
         import optuna
 
-        from mnistx.optuna_study import objectives, open_study
+        from mnistx.hpo.settings import objectives
+        from mnistx.hpo.study import open_study
 
         if len(objectives(self.sweeper)) > 1:
             return  # Optuna takes intermediate values of single-objective trials only
