@@ -393,3 +393,36 @@ def test_a_ddp_trial_is_pruned_on_every_rank(tiny_data, tmp_path):
     assert _states(study) == ["COMPLETE", "PRUNED"]
     metrics = json.loads((sweep_dir / "optimizer.lr=1e-09" / "metrics.json").read_text())
     assert metrics["status"] == "pruned" and metrics["epochs"] == 1
+
+
+@pytest.mark.parametrize(("sampler", "pruner"), [
+    *((s, "median") for s in ("tpe", "random", "cmaes", "gp", "qmc", "nsgaii")),
+    *(("tpe", p) for p in ("hyperband", "successive_halving", "none")),
+])
+def test_every_named_sampler_and_pruner_drives_the_presets_space(sampler, pruner):
+    """Each name builds Optuna's sampler and pruner, which then ask for trials of the
+    preset's search space (what the sweeper does), seeded: the same seed, the same trials."""
+    from mnistx.hpo.search import search_space
+    from mnistx.hpo.settings import check_settings, make_pruner, make_sampler
+
+    sweeper = compose_config([
+        "hparams_search=optuna", f"hydra.sweeper.sampler={sampler}",
+        f"hydra.sweeper.pruner={pruner}", "hydra.sweeper.sampler_args={n_startup_trials:2}"
+        if sampler in ("tpe", "gp") else "hydra.sweeper.sampler_args=null",
+    ], with_hydra=True).hydra.sweeper
+    check_settings(sweeper)
+    space, _ = search_space(sweeper, [])
+
+    def trials(seed: int) -> list[dict]:
+        study = optuna.create_study(direction="maximize", pruner=make_pruner(sweeper, 3))
+        asked = []
+        for number in range(4):
+            study.sampler = make_sampler(sweeper, seed + number)
+            trial = study.ask(space)
+            study.tell(trial, float(trial.params["search.width"]) / 512)
+            asked.append(trial.params)
+        return asked
+
+    first = trials(0)
+    assert all(set(p) == SEARCHED for p in first)
+    assert trials(0) == first
