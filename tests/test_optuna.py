@@ -110,6 +110,9 @@ def test_the_presets_compose():
     ("hydra.sweeper.storage=postgresql://mnistx:secret@127.0.0.1:1/none",
      "Cannot open the Optuna storage hydra.sweeper.storage=postgresql://mnistx:***@"),
     ("hydra.sweeper.storage=sqlite:////proc/no/such/optuna.db", "Cannot"),
+    ("hydra.sweeper.seed=abc", "hydra.sweeper.seed=abc must be a whole number"),
+    ("hydra.sweeper.params={optimizer.lr:'interval(1e-4'}", "search space cannot be read"),
+    ("hydra.sweeper.params={optimizer.lr:'glob(*)'}", "is not a search range Optuna can sample"),
 ])
 def test_bad_search_settings_get_one_paragraph(cli_here, tmp_path, override, says):
     code, out, err = cli_here(tmp_path, "-m", "hparams_search=optuna", override)

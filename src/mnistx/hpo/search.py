@@ -79,7 +79,18 @@ def search_space(sweeper: DictConfig, arguments: Sequence[str]) -> tuple[dict, l
     parser = OverridesParser.create()
     space: dict[str, Any] = {}
     fixed: list[str] = []
-    for override in parser.parse_overrides([*words, *arguments]):
+    from hydra.errors import HydraException
+
+    try:
+        parsed = parser.parse_overrides([*words, *arguments])
+    except HydraException as e:
+        detail = str(e).strip().splitlines()[0]
+        raise UserError(
+            f"The search space cannot be read: {detail}. Each entry of hydra.sweeper.params "
+            "is choice(a,b,...), interval(lo,hi), range(lo,hi,step) or tag(log, interval(lo,"
+            "hi)), e.g. hydra.sweeper.params.optimizer.lr='tag(log, interval(1e-4,1e-1))'."
+        ) from None
+    for override in parsed:
         key = override.get_key_element()
         if override.is_sweep_override():
             space[key.lstrip("+~")] = distribution(key, override.value())

@@ -81,6 +81,12 @@ def check_settings(sweeper: DictConfig) -> None:
                 f"hydra.sweeper.{key}={value} must be a whole number "
                 f"{'>= 1' if key == 'n_jobs' else '>= 0'}."
             )
+    seed = sweeper.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise UserError(
+            f"hydra.sweeper.seed={seed} must be a whole number (the sampler's seed; null for "
+            "an unseeded search)."
+        )
     for key in ("sampler_args", "pruner_args"):
         if sweeper.get(key) is not None and not OmegaConf.is_dict(sweeper.get(key)):
             raise UserError(
