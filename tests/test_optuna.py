@@ -160,6 +160,9 @@ def test_a_search_stores_its_study_resumes_and_opens_in_optuna_dashboard(tiny_da
                                      "trainer.max_epochs=1", params])
     assert "Best trial" in proc.stdout
 
+    # No stray folders: only the study's (the default sweep folder is not claimed).
+    assert [p.name for p in (tmp_path / "outputs").iterdir()] == ["optuna"]
+
     # Once the study has its trials, the same command runs none.
     again = run_cli(tmp_path, *args, "hydra.sweeper.n_trials=3")
     assert "already has 3 of 3 trials; running the other 0" in again.stdout + again.stderr

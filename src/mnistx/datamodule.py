@@ -141,7 +141,10 @@ class MNISTDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> TensorBatches:
-        return self._batches("train", self.batch_size, shuffle=True)
+        # trainer.overfit_batches (debug=overfit) trains on the same first batches every
+        # epoch; Lightning turns off shuffling only for torch DataLoaders.
+        overfit = self.trainer is not None and self.trainer.overfit_batches > 0
+        return self._batches("train", self.batch_size, shuffle=not overfit)
 
     def val_dataloader(self) -> TensorBatches:
         return self._batches("val", self.eval_batch_size, shuffle=False)

@@ -59,12 +59,27 @@ _epochs_in: dict[Path, int] = {}  # epochs each checkpoint holds, read once per 
 # --- creating ----------------------------------------------------------------------------
 
 
+def _overwritten_by_a_merge() -> bool:
+    """Whether OmegaConf is resolving a value only because a config merge is about to replace
+    it: it looks at the old value first (to see whether it is a node), which would claim a
+    folder for nothing each time a preset sets hydra.run.dir or hydra.sweep.dir (debug=...,
+    hparams_search=optuna)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "_map_merge" and "omegaconf" in frame.f_code.co_filename:
+            return True
+        frame = frame.f_back
+    return False
+
+
 def unique_dir(path: str) -> str:
     """Claim `path`, or `path-1`, `path-2`, ... if taken; mkdir is atomic, so racing runs differ.
 
     Hydra resolves the run dir more than once, on copies of the config; the answer is
     remembered per process so a run claims exactly one folder.
     """
+    if _overwritten_by_a_merge():
+        return path
     if path in _claimed:
         return _claimed[path]
     candidate, n = path, 0
@@ -93,6 +108,8 @@ def run_dir(resume: str | None, ckpt_path: str | None, new: str) -> str:
     multi-task SLURM step (`srun -N2 python -m mnistx.train ...`: the ranks of one DDP run)
     start at slightly different times, so they share one named by the step instead. A job
     that SLURM requeued finds the folder it had (`started_by_this_job`)."""
+    if _overwritten_by_a_merge():
+        return new
     existing = folder_of(resume, ckpt_path)
     if existing is not None:
         return str(existing)
