@@ -8,7 +8,7 @@ ARGS   ?=
 
 help:
 	@echo "make train [ARGS='model=cnn optimizer=adam']  train (default: MLP on MNIST)"
-	@echo "make test                                     lint + the whole test suite"
+	@echo "make test                                     lint (ruff check, ruff format --check) + the whole test suite"
 	@echo "make test-fast                                tests without the real-data ones"
 	@echo "make bench                                    epoch-time, time-to-99%, pool-order, sweep-overhead, Optuna-pruning benchmarks"
 	@echo "make gpu-check                                GPU tests and timings (needs a CUDA GPU)"
@@ -40,6 +40,7 @@ train: $(VENV)/.installed
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test: lint
 	$(BIN)/python -m pytest $(ARGS)

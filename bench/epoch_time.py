@@ -135,8 +135,12 @@ def time_bare_lightning(cfg) -> tuple[list[float], list[float]]:
     clock = PairedClock(hand_loop(cfg))
     torch.manual_seed(cfg.seed)
     trainer = L.Trainer(
-        accelerator="cpu", max_epochs=cfg.trainer.max_epochs, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        accelerator="cpu",
+        max_epochs=cfg.trainer.max_epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
         callbacks=[clock],
     )
     module = BareModule(build_network(cfg.model), instantiate(cfg.optimizer))

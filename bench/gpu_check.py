@@ -38,8 +38,11 @@ def main() -> int:
     parser.add_argument("--out", default=str(HERE / "GPU_CHECK.md"))
     args = parser.parse_args()
     if not torch.cuda.is_available():
-        print("make gpu-check needs a CUDA GPU, and torch sees none here "
-              "(torch.cuda.is_available() is False); nothing was run.", file=sys.stderr)
+        print(
+            "make gpu-check needs a CUDA GPU, and torch sees none here "
+            "(torch.cuda.is_available() is False); nothing was run.",
+            file=sys.stderr,
+        )
         return 1
 
     from time_to_accuracy import hand_loop
@@ -49,17 +52,37 @@ def main() -> int:
     name = torch.cuda.get_device_name(0)
     rows: list[tuple[str, str]] = []
     tests = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         "-k", "gpu or cuda or accelerator or augment", str(HERE.parent / "tests")],
-        capture_output=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-k",
+            "gpu or cuda or accelerator or augment",
+            str(HERE.parent / "tests"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     summary = (tests.stdout.strip().splitlines() or ["(no output)"])[-1]
     rows.append(("GPU-only tests (`-k 'gpu or cuda or accelerator or augment'`)", summary))
 
     def config(out: str, seed: str, *extra: str):
-        return compose_config([
-            "experiment=fast_cnn", f"seed={seed}", "target_acc=0.99",
-            f"data.data_dir={args.data_dir}", f"output_dir={out}", "trainer.accelerator=gpu",
-            "trainer.enable_model_summary=false", "trainer.enable_progress_bar=false", *extra])
+        return compose_config(
+            [
+                "experiment=fast_cnn",
+                f"seed={seed}",
+                "target_acc=0.99",
+                f"data.data_dir={args.data_dir}",
+                f"output_dir={out}",
+                "trainer.accelerator=gpu",
+                "trainer.enable_model_summary=false",
+                "trainer.enable_progress_bar=false",
+                *extra,
+            ]
+        )
 
     ratios, ours_s = [], []
     with tempfile.TemporaryDirectory() as out:
@@ -73,34 +96,67 @@ def main() -> int:
         ours_s.append(o)
         if o and h:
             ratios.append(o / h)
-        rows.append((f"fast_cnn to 99%, seed {seed}: mnistx / hand loop",
-                     f"{_fmt(o)} ({ours['test/acc']:.2%} test) / {_fmt(h)} "
-                     f"({loop['test_acc']:.2%} test)"))
+        rows.append(
+            (
+                f"fast_cnn to 99%, seed {seed}: mnistx / hand loop",
+                f"{_fmt(o)} ({ours['test/acc']:.2%} test) / {_fmt(h)} "
+                f"({loop['test_acc']:.2%} test)",
+            )
+        )
     reached = [s for s in ours_s if s is not None]
     if reached:
-        rows.append(("fast_cnn to 99%: median mnistx seconds (target <= 0.5 s)",
-                     f"{statistics.median(reached):.2f} s"))
+        rows.append(
+            (
+                "fast_cnn to 99%: median mnistx seconds (target <= 0.5 s)",
+                f"{statistics.median(reached):.2f} s",
+            )
+        )
     if ratios:
-        rows.append(("fast_cnn to 99%: median mnistx / loop (target <= 1.2x)",
-                     f"{statistics.median(ratios):.2f}x"))
-    for label, extra in (("bf16-mixed", ["trainer.precision=bf16-mixed"]),
-                         ("torch.compile", ["model.compile=true"])):
+        rows.append(
+            (
+                "fast_cnn to 99%: median mnistx / loop (target <= 1.2x)",
+                f"{statistics.median(ratios):.2f}x",
+            )
+        )
+    for label, extra in (
+        ("bf16-mixed", ["trainer.precision=bf16-mixed"]),
+        ("torch.compile", ["model.compile=true"]),
+    ):
         with tempfile.TemporaryDirectory() as out:
             m = train(config(out, "1", *extra))
         compiled = f", compile {m['compile_seconds']:.1f} s" if m.get("compile_seconds") else ""
-        rows.append((f"fast_cnn to 99%, seed 1, {label}",
-                     f"{_fmt(m['seconds_to_target'])} ({m['test/acc']:.2%} test{compiled})"))
+        rows.append(
+            (
+                f"fast_cnn to 99%, seed 1, {label}",
+                f"{_fmt(m['seconds_to_target'])} ({m['test/acc']:.2%} test{compiled})",
+            )
+        )
     with tempfile.TemporaryDirectory() as out:
-        m = train(compose_config([
-            "experiment=best_cnn", "trainer.max_epochs=1", "trainer.accelerator=gpu",
-            f"data.data_dir={args.data_dir}", f"output_dir={out}",
-            "trainer.enable_progress_bar=false"]))
-    rows.append(("best_cnn, one epoch", f"{m['seconds_per_epoch']:.2f} s, "
-                 f"val/acc {m['val/acc']:.2%}, test {m['test/acc']:.2%}"))
+        m = train(
+            compose_config(
+                [
+                    "experiment=best_cnn",
+                    "trainer.max_epochs=1",
+                    "trainer.accelerator=gpu",
+                    f"data.data_dir={args.data_dir}",
+                    f"output_dir={out}",
+                    "trainer.enable_progress_bar=false",
+                ]
+            )
+        )
+    rows.append(
+        (
+            "best_cnn, one epoch",
+            f"{m['seconds_per_epoch']:.2f} s, val/acc {m['val/acc']:.2%}, test {m['test/acc']:.2%}",
+        )
+    )
 
     table = ["| check | result |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
-    text = (f"# GPU check\n\n`make gpu-check` on {name}, torch {torch.__version__}.\n\n"
-            + "\n".join(table) + "\n")
+    text = (
+        f"# GPU check\n\n`make gpu-check` on {name}, torch {torch.__version__}.\n\n"
+        + "\n".join(table)
+        + "\n"
+    )
     Path(args.out).write_text(text)
     print(text)
     return 0 if tests.returncode == 0 else 1

@@ -32,24 +32,34 @@ def search(cwd: Path, data_dir: Path, trials: int, seed: int, pruner: str) -> di
     import optuna
 
     name = f"bench_{pruner}_{seed}"
-    args = ["-m", "hparams_search=optuna", f"data.data_dir={data_dir}", f"seed={seed}",
-            "trainer.enable_progress_bar=false", "hydra.callbacks.sweep.report=false",
-            f"hydra.sweeper.n_trials={trials}", f"hydra.sweeper.pruner={pruner}",
-            f"hydra.sweeper.study_name={name}"]
+    args = [
+        "-m",
+        "hparams_search=optuna",
+        f"data.data_dir={data_dir}",
+        f"seed={seed}",
+        "trainer.enable_progress_bar=false",
+        "hydra.callbacks.sweep.report=false",
+        f"hydra.sweeper.n_trials={trials}",
+        f"hydra.sweeper.pruner={pruner}",
+        f"hydra.sweeper.study_name={name}",
+    ]
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "mnistx.train", *args], cwd=cwd,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mnistx.train", *args], cwd=cwd, capture_output=True, text=True
+    )
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"failed: mnistx.train {' '.join(args)}\n{proc.stderr}")
     study = optuna.load_study(
-        study_name=name, storage=f"sqlite:///{cwd}/outputs/optuna/{name}/optuna.db")
+        study_name=name, storage=f"sqlite:///{cwd}/outputs/optuna/{name}/optuna.db"
+    )
     states = [t.state.name for t in study.trials]
     folders = [Path(t.user_attrs["mnistx.folder"]) for t in study.trials]
     return {
         "wall": wall,
-        "train": sum(json.loads((f / "metrics.json").read_text())["train_seconds"]
-                     for f in folders),
+        "train": sum(
+            json.loads((f / "metrics.json").read_text())["train_seconds"] for f in folders
+        ),
         "best": study.best_value,
         "pruned": states.count("PRUNED"),
         "epochs": sum(len(t.intermediate_values) for t in study.trials),
@@ -103,9 +113,11 @@ def main() -> None:
                 continue
             ratios = [r["wall"] / b["wall"] for r, b in zip(results[pruner], base, strict=True)]
             lines.append("")
-            lines.append(f"{pruner} over none, wall time per seed: "
-                         + ", ".join(f"{x:.2f}x" for x in ratios)
-                         + f" (median {statistics.median(ratios):.2f}x).")
+            lines.append(
+                f"{pruner} over none, wall time per seed: "
+                + ", ".join(f"{x:.2f}x" for x in ratios)
+                + f" (median {statistics.median(ratios):.2f}x)."
+            )
     text = "\n".join(lines) + "\n"
     print(text)
     (HERE / "OPTUNA_PRUNING.md").write_text(text)

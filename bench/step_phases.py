@@ -106,8 +106,13 @@ def main() -> None:
     torch.manual_seed(cfg.seed)
     module = PhaseModule(build_network(cfg.model), instantiate(cfg.optimizer), record)
     L.Trainer(
-        accelerator="cpu", max_epochs=args.epochs, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, callbacks=[HandEpochs()],
+        accelerator="cpu",
+        max_epochs=args.epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[HandEpochs()],
     ).fit(module, train_dataloaders=dm.train_dataloader())
 
     xb, yb = x[:BATCH], y[:BATCH]

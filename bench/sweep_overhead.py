@@ -38,8 +38,12 @@ HERE = Path(__file__).resolve().parent
 def run(args: list[str], cwd: Path) -> tuple[float, int]:
     """Wall seconds and peak resident memory (MiB) of `python -m mnistx.train ARGS`."""
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "mnistx.train", *args], cwd=cwd,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mnistx.train", *args],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
@@ -60,8 +64,11 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="comma-separated: joblib, memory")
     opts = parser.parse_args()
     skip = set(opts.skip.split(","))
-    common = [f"data.data_dir={Path(opts.data_dir).resolve()}",
-              f"trainer.max_epochs={opts.epochs}", "trainer.enable_progress_bar=false"]
+    common = [
+        f"data.data_dir={Path(opts.data_dir).resolve()}",
+        f"trainer.max_epochs={opts.epochs}",
+        "trainer.enable_progress_bar=false",
+    ]
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         cwd = Path(tmp)
@@ -69,43 +76,76 @@ def main() -> None:
         for r in range(opts.repeats):
             wall1, _ = run(["-m", *common, "seed=1", f"hydra.sweep.dir={cwd}/one{r}"], cwd)
             fixed = wall1 - sum(train_seconds(cwd / f"one{r}"))
-            wall5, _ = run(["-m", *common, "seed=1,2,3,4,5", f"hydra.sweep.dir={cwd}/five{r}"],
-                           cwd)
+            wall5, _ = run(["-m", *common, "seed=1,2,3,4,5", f"hydra.sweep.dir={cwd}/five{r}"], cwd)
             train5 = sum(train_seconds(cwd / f"five{r}"))
             trials.append((wall1, fixed, wall5, train5, (wall5 - train5 - fixed) / 4))
-        wall1, fixed, wall5, train5, per_job = (statistics.median(t[i] for t in trials)
-                                                for i in range(5))
+        wall1, fixed, wall5, train5, per_job = (
+            statistics.median(t[i] for t in trials) for i in range(5)
+        )
         rows += [
-            ("1-job sweep: wall, train, fixed cost F", f"{wall1:.1f} s, "
-             f"{wall1 - fixed:.1f} s, {fixed:.1f} s"),
+            (
+                "1-job sweep: wall, train, fixed cost F",
+                f"{wall1:.1f} s, {wall1 - fixed:.1f} s, {fixed:.1f} s",
+            ),
             ("5-job sweep: wall, sum of train", f"{wall5:.1f} s, {train5:.1f} s"),
-            ("cost per job beyond training: (wall5 - train5 - F) / 4",
-             f"{per_job:.2f} s (each try: {', '.join(f'{t[4]:.2f}' for t in trials)})"),
+            (
+                "cost per job beyond training: (wall5 - train5 - F) / 4",
+                f"{per_job:.2f} s (each try: {', '.join(f'{t[4]:.2f}' for t in trials)})",
+            ),
             ("5-job efficiency: train5 / wall5", f"{train5 / wall5:.2f}"),
         ]
         lrs = "optimizer.lr=1e-3,2e-3,3e-3,4e-3,5e-3"  # one seed: the jobs share one data split
         walll, _ = run(["-m", *common, lrs, f"hydra.sweep.dir={cwd}/lrs"], cwd)
         trainl = sum(train_seconds(cwd / "lrs"))
-        rows.append(("5-job sweep of optimizer.lr, one seed: cost per job",
-                     f"{(walll - trainl - fixed) / 4:.2f} s"))
+        rows.append(
+            (
+                "5-job sweep of optimizer.lr, one seed: cost per job",
+                f"{(walll - trainl - fixed) / 4:.2f} s",
+            )
+        )
         if "joblib" not in skip:
-            wallj, _ = run(["-m", *common, "seed=1,2,3,4,5", "hydra/launcher=joblib",
-                            "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={cwd}/joblib"], cwd)
+            wallj, _ = run(
+                [
+                    "-m",
+                    *common,
+                    "seed=1,2,3,4,5",
+                    "hydra/launcher=joblib",
+                    "hydra.launcher.n_jobs=2",
+                    f"hydra.sweep.dir={cwd}/joblib",
+                ],
+                cwd,
+            )
             trainj = sum(train_seconds(cwd / "joblib"))
-            rows.append(("joblib n_jobs=2, 5 jobs: wall, sum of train, train / wall",
-                         f"{wallj:.1f} s, {trainj:.1f} s, {trainj / wallj:.2f}"))
+            rows.append(
+                (
+                    "joblib n_jobs=2, 5 jobs: wall, sum of train, train / wall",
+                    f"{wallj:.1f} s, {trainj:.1f} s, {trainj / wallj:.2f}",
+                )
+            )
         if "memory" not in skip:
-            short = [*common[:1], "trainer.max_epochs=1", "++trainer.limit_train_batches=10",
-                     "trainer.enable_progress_bar=false"]
+            short = [
+                *common[:1],
+                "trainer.max_epochs=1",
+                "++trainer.limit_train_batches=10",
+                "trainer.enable_progress_bar=false",
+            ]
             _, mem1 = run(["-m", *short, "seed=1", f"hydra.sweep.dir={cwd}/m1"], cwd)
             seeds = ",".join(str(s) for s in range(1, 13))
             _, mem12 = run(["-m", *short, f"seed={seeds}", f"hydra.sweep.dir={cwd}/m12"], cwd)
-            rows.append(("peak memory: 1-job, 12-job multirun, ratio",
-                         f"{mem1} MiB, {mem12} MiB, {mem12 / mem1:.2f}x"))
+            rows.append(
+                (
+                    "peak memory: 1-job, 12-job multirun, ratio",
+                    f"{mem1} MiB, {mem12} MiB, {mem12 / mem1:.2f}x",
+                )
+            )
         walls, _ = run([*common, f"hydra.run.dir={cwd}/single"], cwd)
         trains = train_seconds(cwd / "single")[0]
-        rows.append(("single default run: wall, train, wall - train",
-                     f"{walls:.1f} s, {trains:.1f} s, {walls - trains:.1f} s"))
+        rows.append(
+            (
+                "single default run: wall, train, wall - train",
+                f"{walls:.1f} s, {trains:.1f} s, {walls - trains:.1f} s",
+            )
+        )
 
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
@@ -116,7 +156,8 @@ def main() -> None:
         f"{opts.repeats}` on "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores "
         f"(default MLP, {opts.epochs}-epoch jobs, pictures on, real MNIST).\n\n"
-        + "\n".join(table) + "\n"
+        + "\n".join(table)
+        + "\n"
     )
 
 

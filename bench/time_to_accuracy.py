@@ -43,7 +43,8 @@ def hand_loop(cfg, target: float, device: str = "cpu") -> dict[str, float | None
     dm.prepare_data()
     dm.setup()
     (x, y), (vx, vy), (tx, ty) = (
-        tuple(t.to(device) for t in dm.splits[k].tensors()) for k in ("train", "val", "test"))
+        tuple(t.to(device) for t in dm.splits[k].tensors()) for k in ("train", "val", "test")
+    )
     net = build_network(cfg.model).to(device)
     channels_last = bool(cfg.model.get("channels_last"))
     augment = instantiate(cfg.augment)
@@ -119,10 +120,14 @@ def main() -> None:
             else:
                 ours = train(cfg)
                 loop = hand_loop(cfg, args.target)
-        rows.append((seed, ours["seconds_to_target"], ours["test/acc"], loop["seconds"],
-                     loop["test_acc"]))
-        print(f"seed {seed}: mnistx {ours['seconds_to_target']} s ({ours['test/acc']:.4f}), "
-              f"loop {loop['seconds']} s ({loop['test_acc']:.4f})", flush=True)
+        rows.append(
+            (seed, ours["seconds_to_target"], ours["test/acc"], loop["seconds"], loop["test_acc"])
+        )
+        print(
+            f"seed {seed}: mnistx {ours['seconds_to_target']} s ({ours['test/acc']:.4f}), "
+            f"loop {loop['seconds']} s ({loop['test_acc']:.4f})",
+            flush=True,
+        )
 
     def fmt(s: float | None) -> str:
         return "not reached" if s is None else f"{s:.1f}"

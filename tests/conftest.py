@@ -62,7 +62,10 @@ def tiny_data(tmp_path_factory) -> Path:
 
 
 def run_cli(
-    cwd: Path, *args: str, check: bool = True, module: str = "mnistx.train",
+    cwd: Path,
+    *args: str,
+    check: bool = True,
+    module: str = "mnistx.train",
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
     """`python -m mnistx.train ARGS` (or another module) as a user runs it, in `cwd`."""
@@ -107,7 +110,8 @@ def snapshot(folder: Path) -> dict[str, str]:
     """Every file under `folder` and a hash of its bytes."""
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*")) if p.is_file()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
     }
 
 

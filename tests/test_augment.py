@@ -28,9 +28,7 @@ def centre_of_mass(x: torch.Tensor) -> torch.Tensor:
     w = (x - x.amin(dim=(2, 3), keepdim=True)).squeeze(1)
     rows = torch.arange(28, dtype=x.dtype, device=x.device)
     total = w.sum(dim=(1, 2))
-    return torch.stack(
-        [(w.sum(2) * rows).sum(1) / total, (w.sum(1) * rows).sum(1) / total], dim=1
-    )
+    return torch.stack([(w.sum(2) * rows).sum(1) / total, (w.sum(1) * rows).sum(1) / total], dim=1)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -128,8 +126,13 @@ def test_a_run_with_augmentation_and_ema_trains_and_tests_the_averaged_weights(
     make_cfg, tmp_path, tested
 ):
     cfg = make_cfg(
-        "model=cnn", "model.channels=[8,16]", "augment=affine", "callbacks.ema.decay=0.9",
-        "loss.label_smoothing=0.1", "trainer.max_epochs=2", f"test_checkpoint={tested}",
+        "model=cnn",
+        "model.channels=[8,16]",
+        "augment=affine",
+        "callbacks.ema.decay=0.9",
+        "loss.label_smoothing=0.1",
+        "trainer.max_epochs=2",
+        f"test_checkpoint={tested}",
     )
     metrics = train(cfg)
     assert metrics["status"] == "ok" and metrics["test/acc"] is not None

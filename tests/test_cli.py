@@ -130,8 +130,7 @@ def test_quick_help_prints_hydras_help_page_without_torch(tmp_path):
     ours = run_cli(tmp_path, "model=cnn", "--help").stdout
     hydras = _python(
         tmp_path,
-        "import sys; sys.argv[1:] = ['model=cnn', '--help']\n"
-        "from mnistx.train import main; main()",
+        "import sys; sys.argv[1:] = ['model=cnn', '--help']\nfrom mnistx.train import main; main()",
     )
     assert hydras.returncode == 0, hydras.stderr
     assert ours == hydras.stdout and "kernel_size: 3" in ours
@@ -181,13 +180,19 @@ def test_help_and_cfg_are_quick_and_need_no_torch(tmp_path):
         (["seed=-1"], "seed=-1 must be an integer from 0 to 4294967295"),
         (["seed=1.5"], "seed=1.5 must be an integer"),
         (["loss.label_smoothing=2"], "loss.label_smoothing=2 must be in [0, 1)"),
-        (["scheduler=step", "scheduler.scheduler.step_size=0"],
-         "scheduler.scheduler.step_size=0 must be a positive integer"),
+        (
+            ["scheduler=step", "scheduler.scheduler.step_size=0"],
+            "scheduler.scheduler.step_size=0 must be a positive integer",
+        ),
         (["optimizer.weight_decay=-1"], "optimizer.weight_decay=-1 must be a number >= 0"),
-        (["+trainer.accumulate_grad_batches=0"],
-         "trainer.accumulate_grad_batches=0 must be a positive integer"),
-        (["+trainer.val_check_interval=1000"],
-         "trainer.val_check_interval=1000 is more batches than one epoch has (16)"),
+        (
+            ["+trainer.accumulate_grad_batches=0"],
+            "trainer.accumulate_grad_batches=0 must be a positive integer",
+        ),
+        (
+            ["+trainer.val_check_interval=1000"],
+            "trainer.val_check_interval=1000 is more batches than one epoch has (16)",
+        ),
         (["model.hidden_sizes=128"], "model.hidden_sizes=128 must be a list; its default is"),
         (["augment.scale=0.9"], "augment.scale=0.9 must be a list; its default is [1.0,1.0]"),
         (["+trainer.foo=1"], "trainer.foo is not an argument of Lightning's Trainer"),
@@ -196,20 +201,26 @@ def test_help_and_cfg_are_quick_and_need_no_torch(tmp_path):
         (["model=cnn", "model.channels=[]"], "model.channels=[] gives a CNN no convolution"),
         (["model.dropout=1.5"], "model.dropout=1.5 must be in [0, 1)"),
         (["test=maybe"], "test=maybe must be true or false"),
-        (["callbacks.progress_bar.refresh_rate=fast"],
-         "callbacks.progress_bar.refresh_rate=fast must be an integer"),
+        (
+            ["callbacks.progress_bar.refresh_rate=fast"],
+            "callbacks.progress_bar.refresh_rate=fast must be an integer",
+        ),
         (["data.data_dir={file}"], "Not a directory"),
         (["data.mean=abc"], "data.mean=abc must be a number; its default is 0.1307"),
         (["target_acc=true"], "target_acc=true must be an accuracy in (0, 1]"),
         (["threads=true"], "threads=true must be a positive integer"),
         (["scheduler.interval=daily"], "scheduler.interval=daily must be epoch"),
-        (["scheduler=onecycle", "scheduler.scheduler.max_lr=-1"],
-         "scheduler.scheduler.max_lr=-1 must be a positive learning rate"),
+        (
+            ["scheduler=onecycle", "scheduler.scheduler.max_lr=-1"],
+            "scheduler.scheduler.max_lr=-1 must be a positive learning rate",
+        ),
         (["data.std=0"], "data.std=0 must be a positive number"),
         (["data.image_size=32"], "holds 28x28 single-channel images"),
         (["trainer.devices=abc"], "Invalid trainer settings: `devices`"),
-        (["callbacks.progress_bar.every_n_batches=0"],
-         "callbacks.progress_bar.every_n_batches=0 must be an integer >= 1"),
+        (
+            ["callbacks.progress_bar.every_n_batches=0"],
+            "callbacks.progress_bar.every_n_batches=0 must be an integer >= 1",
+        ),
     ],
 )
 def test_every_user_mistake_is_one_paragraph(cli_here, tiny_data, tmp_path, args, text):
@@ -237,8 +248,13 @@ def test_a_folder_that_cannot_be_created_is_named_before_the_run(cli_here, tiny_
 
 
 def test_a_small_validation_split_warns(cli_here, tiny_data, tmp_path):
-    code, out, err = cli_here(tmp_path, f"data.data_dir={tiny_data}", *TINY_OVERRIDES,
-                              "data.val_size=1", "trainer.max_epochs=1")
+    code, out, err = cli_here(
+        tmp_path,
+        f"data.data_dir={tiny_data}",
+        *TINY_OVERRIDES,
+        "data.val_size=1",
+        "trainer.max_epochs=1",
+    )
     assert code == 0
     assert "data.val_size=1: with so few validation images" in " ".join((out + err).split())
 
@@ -248,8 +264,9 @@ def test_data_dir_with_a_tilde_is_the_home_folder(cli_here, tiny_data, tmp_path,
     home.mkdir()
     (home / "mn").symlink_to(tiny_data)
     monkeypatch.setenv("HOME", str(home))
-    code, out, err = cli_here(tmp_path, "data.data_dir='~/mn'", *TINY_OVERRIDES,
-                              "trainer.max_epochs=1")
+    code, out, err = cli_here(
+        tmp_path, "data.data_dir='~/mn'", *TINY_OVERRIDES, "trainer.max_epochs=1"
+    )
     assert code == 0, err
     (metrics,) = (tmp_path / "outputs").glob("*/*/metrics.json")
     assert json.loads(metrics.read_text())["status"] == "ok"
@@ -269,14 +286,23 @@ def _wrong_magic(raw: Path) -> None:
 @pytest.mark.parametrize(
     "damage,text",
     [
-        (lambda raw: _labels(raw, "train", lambda y: y[:-1]),
-         "train-labels-idx1-ubyte holds 599 labels but"),
-        (lambda raw: _labels(raw, "t10k", lambda y: y[:-3]),
-         "t10k-labels-idx1-ubyte holds 197 labels but"),
-        (lambda raw: _labels(raw, "t10k", lambda y: np.where(y == 3, 12, y)),
-         "t10k-labels-idx1-ubyte has a label 12, but the dataset has 10 classes"),
-        (_wrong_magic, "should be the magic number 0x00000801 (labels) or 0x00000803 (images), "
-                       "and are 0x00000802"),
+        (
+            lambda raw: _labels(raw, "train", lambda y: y[:-1]),
+            "train-labels-idx1-ubyte holds 599 labels but",
+        ),
+        (
+            lambda raw: _labels(raw, "t10k", lambda y: y[:-3]),
+            "t10k-labels-idx1-ubyte holds 197 labels but",
+        ),
+        (
+            lambda raw: _labels(raw, "t10k", lambda y: np.where(y == 3, 12, y)),
+            "t10k-labels-idx1-ubyte has a label 12, but the dataset has 10 classes",
+        ),
+        (
+            _wrong_magic,
+            "should be the magic number 0x00000801 (labels) or 0x00000803 (images), "
+            "and are 0x00000802",
+        ),
     ],
     ids=["train_count", "test_count", "label_range", "magic"],
 )

@@ -91,12 +91,18 @@ def test_sizes_overrides():
     # Blocks of two "same" convolutions: 28 -> 14 -> 7 before the head.
     deep = build_network(
         _compose(
-            "model=cnn", "model.channels=[8,16]", "model.convs_per_block=2", "model.padding=1",
+            "model=cnn",
+            "model.channels=[8,16]",
+            "model.convs_per_block=2",
+            "model.padding=1",
             "model.channels_last=true",
         ).model
     )
     assert [m.out_channels for m in deep.modules() if isinstance(m, torch.nn.Conv2d)] == [
-        8, 8, 16, 16,
+        8,
+        8,
+        16,
+        16,
     ]
     assert deep.classifier[1].in_features == 16 * 7 * 7
     assert deep.features[0].weight.is_contiguous(memory_format=torch.channels_last)
@@ -162,16 +168,35 @@ def test_every_config_folder_is_a_listed_package():
     repo = Path(__file__).resolve().parents[1]
     text = (repo / "pyproject.toml").read_text()  # no tomllib before Python 3.11
     listed = set(re.findall(r'"(mnistx[\w.]*)"', text.split("packages = [", 1)[1].split("]")[0]))
-    folders = {"mnistx." + ".".join(p.relative_to(repo).parts)
-               for p in (repo / "conf").rglob("*") if p.is_dir() and any(p.glob("*.yaml"))}
+    folders = {
+        "mnistx." + ".".join(p.relative_to(repo).parts)
+        for p in (repo / "conf").rglob("*")
+        if p.is_dir() and any(p.glob("*.yaml"))
+    }
     assert folders | {"mnistx.conf"} <= listed
 
 
-@pytest.mark.parametrize("experiment", ["null", "best_cnn", "fast_cnn", "fast_mlp",
-                                        "tutorial_cnn_sgd", "tutorial_mlp_adam",
-                                        "tutorial_mlp_sigmoid"])
-@pytest.mark.parametrize("extra", [[], ["model=cnn", "augment=affine", "scheduler=step"],
-                                   ["hparams_search=optuna"], ["sweep=optimizers"]])
+@pytest.mark.parametrize(
+    "experiment",
+    [
+        "null",
+        "best_cnn",
+        "fast_cnn",
+        "fast_mlp",
+        "tutorial_cnn_sgd",
+        "tutorial_mlp_adam",
+        "tutorial_mlp_sigmoid",
+    ],
+)
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],
+        ["model=cnn", "augment=affine", "scheduler=step"],
+        ["hparams_search=optuna"],
+        ["sweep=optimizers"],
+    ],
+)
 def test_every_shipped_config_passes_the_checks(experiment, extra):
     from mnistx.checks import check_config
 

@@ -158,7 +158,7 @@ def test_a_process_decodes_the_same_files_once(tmp_path):
     assert torch.equal(_dm(root, seed=1).splits["val"].tensors()[0], a.splits["val"].tensors()[0])
     images = root / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
     data = bytearray(images.read_bytes())
-    data[16:16 + 784] = bytes(784)  # the first test image all black
+    data[16 : 16 + 784] = bytes(784)  # the first test image all black
     images.write_bytes(bytes(data))
     c = _dm(root, seed=1)
     assert c.splits["test"].x is not a.splits["test"].x

@@ -84,15 +84,35 @@ def test_torchrun_across_two_nodes_on_one_host_trains_one_run(tiny_data, tmp_pat
     seen, run = tmp_path / "seen", tmp_path / "outputs" / "ddp-run1"
     seen.mkdir()
     torchrun = Path(sys.executable).with_name("torchrun")
-    nodes = [subprocess.Popen(
-        [str(torchrun), "--nnodes=2", "--nproc-per-node=1", f"--node-rank={rank}",
-         "--master-addr=127.0.0.1", f"--master-port={port}", "-m", "mnistx.train",
-         f"data.data_dir={tiny_data}", *TINY_OVERRIDES, "trainer=ddp", "trainer.devices=1",
-         "+trainer.num_nodes=2", "trainer.accelerator=cpu", f"hydra.run.dir={run}",
-         "+callbacks.recorder._target_=index_recorder.IndexRecorder",
-         f"+callbacks.recorder.out_dir={seen}"],
-        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(TESTS)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+    nodes = [
+        subprocess.Popen(
+            [
+                str(torchrun),
+                "--nnodes=2",
+                "--nproc-per-node=1",
+                f"--node-rank={rank}",
+                "--master-addr=127.0.0.1",
+                f"--master-port={port}",
+                "-m",
+                "mnistx.train",
+                f"data.data_dir={tiny_data}",
+                *TINY_OVERRIDES,
+                "trainer=ddp",
+                "trainer.devices=1",
+                "+trainer.num_nodes=2",
+                "trainer.accelerator=cpu",
+                f"hydra.run.dir={run}",
+                "+callbacks.recorder._target_=index_recorder.IndexRecorder",
+                f"+callbacks.recorder.out_dir={seen}",
+            ],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(TESTS)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
     errors = [node.communicate(timeout=300)[1] for node in nodes]
     assert [node.returncode for node in nodes] == [0, 0], errors
     assert json.loads((run / "metrics.json").read_text())["status"] == "ok"

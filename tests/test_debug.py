@@ -15,8 +15,13 @@ from mnistx.train import compose_config
 
 
 def _debug_run(tmp_path: Path, data: Path, preset: str, *more: str) -> Path:
-    run_cli(tmp_path, f"debug={preset}", f"data.data_dir={data}",
-            *[o for o in TINY_OVERRIDES if not o.startswith("trainer.max_epochs")], *more)
+    run_cli(
+        tmp_path,
+        f"debug={preset}",
+        f"data.data_dir={data}",
+        *[o for o in TINY_OVERRIDES if not o.startswith("trainer.max_epochs")],
+        *more,
+    )
     (run,) = (tmp_path / "outputs" / "debug").glob("*/*")
     assert [p.name for p in (tmp_path / "outputs").iterdir()] == ["debug"]  # nothing else
     return run
@@ -66,5 +71,6 @@ def test_debug_presets_compose_without_claiming_folders(preset, tmp_path, monkey
     assert not (tmp_path / "outputs").exists()
     optuna = compose_config(["hparams_search=optuna", "output_dir=/unused"], with_hydra=True)
     assert OmegaConf.to_container(optuna.hydra, resolve=False)["sweep"]["dir"] == (
-        "outputs/optuna/${hydra.sweeper.study_name}")
+        "outputs/optuna/${hydra.sweeper.study_name}"
+    )
     assert not (tmp_path / "outputs").exists()

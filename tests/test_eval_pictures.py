@@ -36,7 +36,11 @@ def test_run_pictures_are_files_and_tensorboard_images(trained_run):
     ea.Reload()
     tags = set(ea.Tags()["images"])
     assert {
-        "samples", "curves", "test/predictions", "test/misclassified", "test/confusion_matrix"
+        "samples",
+        "curves",
+        "test/predictions",
+        "test/misclassified",
+        "test/confusion_matrix",
     } <= tags
     # The misclassified validation images are logged after every epoch (2 here).
     assert "val/misclassified" in tags
@@ -58,12 +62,18 @@ def test_test_pictures_reuse_the_test_steps_predictions(trained_run, tmp_path):
 
     _quiet_libraries()  # the warnings a run does not show
     cfg = OmegaConf.load(trained_run / ".hydra" / "config.yaml")
-    module = ClassifierModule.load_from_checkpoint(trained_run / "checkpoints" / "best.ckpt",
-                                                   map_location="cpu")
+    module = ClassifierModule.load_from_checkpoint(
+        trained_run / "checkpoints" / "best.ckpt", map_location="cpu"
+    )
     datamodule = instantiate(cfg.data)
     pictures = Pictures(str(tmp_path))
-    L.Trainer(accelerator="cpu", logger=False, callbacks=[pictures], enable_progress_bar=False,
-              enable_model_summary=False).test(module, datamodule=datamodule, verbose=False)
+    L.Trainer(
+        accelerator="cpu",
+        logger=False,
+        callbacks=[pictures],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    ).test(module, datamodule=datamodule, verbose=False)
     kept = torch.cat(pictures._test_probs)
     x, _ = datamodule.splits["test"].tensors()
     assert torch.allclose(kept, predict_probs(module, x), atol=1e-6)
@@ -81,8 +91,9 @@ def test_model_summary_file_has_shapes_and_parameter_counts(trained_run):
 
 def test_eval_reproduces_the_runs_test_accuracy(trained_run, tmp_path):
     metrics = json.loads((trained_run / "metrics.json").read_text())
-    proc = run_cli(tmp_path, f"run={trained_run}", "--out", str(tmp_path / "ev"),
-                   module="mnistx.eval")
+    proc = run_cli(
+        tmp_path, f"run={trained_run}", "--out", str(tmp_path / "ev"), module="mnistx.eval"
+    )
     report = json.loads((tmp_path / "ev" / "eval.json").read_text())
     assert report["test/acc"] == metrics["test/acc"]  # exactly: same checkpoint, same loop
     assert report["test/loss"] == pytest.approx(metrics["test/loss"], rel=1e-6)
@@ -128,8 +139,9 @@ def test_eval_and_predict_reject_a_corrupt_checkpoint(trained_run, tmp_path):
     bad.write_bytes((trained_run / "checkpoints" / "best.ckpt").read_bytes()[:1000])
     for module, extra in (("mnistx.eval", []), ("mnistx.predict", ["images=x.png"])):
         (tmp_path / "x.png").write_bytes((trained_run / "samples.png").read_bytes())
-        proc = run_cli(tmp_path, f"ckpt={bad}", f"run={trained_run}", *extra, module=module,
-                       check=False)
+        proc = run_cli(
+            tmp_path, f"ckpt={bad}", f"run={trained_run}", *extra, module=module, check=False
+        )
         assert proc.returncode == 1 and "Traceback" not in proc.stderr
         assert "Cannot read checkpoint" in proc.stderr
 
@@ -143,8 +155,9 @@ def test_image_grid_shows_each_image_under_its_caption() -> None:
     images = torch.rand(11, 1, 28, 28)
     titles = [f"{i} / {i + 1}" for i in range(11)]
     wrong = [i % 3 == 0 for i in range(11)]
-    grid = figures.image_grid((images - 0.5) / 0.25, titles, wrong, mean=0.5, std=0.25, cols=4,
-                              title="Some images")
+    grid = figures.image_grid(
+        (images - 0.5) / 0.25, titles, wrong, mean=0.5, std=0.25, cols=4, title="Some images"
+    )
     pixels = torch.from_numpy(np.array(grid)).permute(2, 0, 1).float()
     boxes = figures.grid_boxes(11, 4, 28, 28)
     assert len({(b[0]) for b in boxes}) == 4 and len({b[1] for b in boxes}) == 3  # 4 x 3
@@ -176,8 +189,11 @@ def test_learning_curves_draw_each_split_in_its_panel() -> None:
     def has(pixels: np.ndarray, colour: np.ndarray) -> bool:
         return bool((np.abs(pixels.astype(int) - colour).sum(-1) < 30).any())
 
-    history = {"train/acc": [0.8, 0.9, 0.95], "val/acc": [0.85, 0.9, 0.93],
-               "train/loss": [0.6, 0.3, 0.2]}
+    history = {
+        "train/acc": [0.8, 0.9, 0.95],
+        "val/acc": [0.85, 0.9, 0.93],
+        "train/loss": [0.6, 0.3, 0.2],
+    }
     pixels = np.array(figures.curves_figure(history))
     acc, loss = pixels[:, :500], pixels[:, 500:]
     assert has(acc, blue) and has(acc, orange)  # train and val accuracy
@@ -187,8 +203,10 @@ def test_learning_curves_draw_each_split_in_its_panel() -> None:
 
 def test_eval_writes_its_own_folder_never_over_the_runs_files(trained_run, tmp_path):
     before = {k: v for k, v in snapshot(trained_run).items() if not k.startswith("eval/")}
-    for args, folder in (([], "best"), ([f"ckpt={trained_run / 'checkpoints' / 'last.ckpt'}"],
-                                         "last")):
+    for args, folder in (
+        ([], "best"),
+        ([f"ckpt={trained_run / 'checkpoints' / 'last.ckpt'}"], "last"),
+    ):
         proc = run_cli(tmp_path, f"run={trained_run}", *args, module="mnistx.eval")
         out = trained_run / "eval" / folder
         report = json.loads((out / "eval.json").read_text())
@@ -203,10 +221,13 @@ def test_eval_out_must_be_a_folder_that_holds_no_run(trained_run, tmp_path):
     a_file = tmp_path / "report.txt"
     a_file.write_text("mine")
     before = snapshot(trained_run)
-    for out, text in ((a_file, "is a file; --out names a folder"),
-                      (trained_run, "is a run folder, and an evaluation never writes over")):
-        proc = run_cli(tmp_path, f"run={trained_run}", "--out", str(out), module="mnistx.eval",
-                       check=False)
+    for out, text in (
+        (a_file, "is a file; --out names a folder"),
+        (trained_run, "is a run folder, and an evaluation never writes over"),
+    ):
+        proc = run_cli(
+            tmp_path, f"run={trained_run}", "--out", str(out), module="mnistx.eval", check=False
+        )
         assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
         assert proc.stderr.startswith("error:") and text in proc.stderr
     assert a_file.read_text() == "mine" and snapshot(trained_run) == before
@@ -228,7 +249,14 @@ def test_predict_show_never_writes_over_a_runs_picture(trained_run, tmp_path):
     picture = trained_run / "samples.png"
     before = picture.read_bytes()
     (tmp_path / "x.png").write_bytes(before)
-    proc = run_cli(tmp_path, f"run={trained_run}", "images=x.png", "--show", str(picture),
-                   module="mnistx.predict", check=False)
+    proc = run_cli(
+        tmp_path,
+        f"run={trained_run}",
+        "images=x.png",
+        "--show",
+        str(picture),
+        module="mnistx.predict",
+        check=False,
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "is one of a run's own files" in proc.stderr and picture.read_bytes() == before

@@ -40,8 +40,10 @@ def test_unshuffled_is_in_order():
 
 def test_ranks_get_disjoint_shards_covering_everything():
     x, y = torch.zeros(100, 1), torch.arange(100)
-    shards = [_seen(TensorBatches(Split(x, y), 8, shuffle=True, seed=1, rank=r, world_size=2))
-              for r in (0, 1)]
+    shards = [
+        _seen(TensorBatches(Split(x, y), 8, shuffle=True, seed=1, rank=r, world_size=2))
+        for r in (0, 1)
+    ]
     assert len(shards[0]) == len(shards[1]) == 50
     assert not set(shards[0]) & set(shards[1])
     assert set(shards[0]) | set(shards[1]) == set(range(100))

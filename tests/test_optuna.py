@@ -26,13 +26,21 @@ from packaging.requirements import Requirement
 from mnistx.train import compose_config
 
 POSTGRES_URL = os.environ.get(
-    "MNISTX_POSTGRES_URL", "postgresql://mnistx:mnistx@127.0.0.1:5432/mnistx_test")
+    "MNISTX_POSTGRES_URL", "postgresql://mnistx:mnistx@127.0.0.1:5432/mnistx_test"
+)
 SEARCHED = {"optimizer", "optimizer.lr", "model.activation", "search.width", "data.batch_size"}
 
 
 def _search_args(data: Path, *more: str) -> list[str]:
-    return ["-m", "hparams_search=optuna", f"data.data_dir={data}", *TINY_OVERRIDES,
-            "trainer.max_epochs=1", "hydra.callbacks.sweep.report=false", *more]
+    return [
+        "-m",
+        "hparams_search=optuna",
+        f"data.data_dir={data}",
+        *TINY_OVERRIDES,
+        "trainer.max_epochs=1",
+        "hydra.callbacks.sweep.report=false",
+        *more,
+    ]
 
 
 def _sqlite(study_dir: Path) -> str:
@@ -58,8 +66,10 @@ def postgres() -> str:
             pass
         engine.dispose()
     except Exception as e:
-        reason = (f"no PostgreSQL server at {POSTGRES_URL} ({str(e).splitlines()[0][:120]}); "
-                  "`.ci/postgres.sh start` starts one")
+        reason = (
+            f"no PostgreSQL server at {POSTGRES_URL} ({str(e).splitlines()[0][:120]}); "
+            "`.ci/postgres.sh start` starts one"
+        )
         if os.environ.get("MNISTX_POSTGRES") == "1":
             pytest.fail(f"CI expects the test PostgreSQL server, but {reason}")
         pytest.skip(reason)
@@ -67,8 +77,9 @@ def postgres() -> str:
 
 
 def test_the_install_pulls_current_optuna_and_no_old_sqlalchemy():
-    requirements = [Requirement(r) for r in importlib.metadata.requires("mnistx") or []
-                    if "extra ==" not in r]
+    requirements = [
+        Requirement(r) for r in importlib.metadata.requires("mnistx") or [] if "extra ==" not in r
+    ]
     names = {r.name.lower(): r for r in requirements}
     assert "hydra-optuna-sweeper" not in names
     assert "sqlalchemy" not in names and "alembic" not in names  # no caps of ours
@@ -88,8 +99,9 @@ def test_the_presets_compose():
     assert (sweeper.sampler, sweeper.pruner, sweeper.direction) == ("tpe", "median", "maximize")
     assert sweeper.seed == cfg.seed
     assert set(sweeper.params) == SEARCHED
-    assert list(compose_config(["hparams_search=optuna", "search.width=64"]).model.hidden_sizes
-                ) == [64, 64]
+    assert list(
+        compose_config(["hparams_search=optuna", "search.width=64"]).model.hidden_sizes
+    ) == [64, 64]
     pareto = compose_config(["hparams_search=optuna_pareto"], with_hydra=True).hydra.sweeper
     assert list(pareto.objective) == ["val/acc_best", "params"]
     assert list(pareto.direction) == ["maximize", "minimize"]
@@ -97,23 +109,31 @@ def test_the_presets_compose():
     assert set(pareto.params) == SEARCHED
 
 
-@pytest.mark.parametrize(("override", "says"), [
-    ("hydra.sweeper.sampler=bayes", "hydra.sweeper.sampler=bayes is not a sampler"),
-    ("hydra.sweeper.pruner=early", "hydra.sweeper.pruner=early is not a pruner"),
-    ("hydra.sweeper.objective=accuracy", "hydra.sweeper.objective=accuracy is not a value"),
-    ("hydra.sweeper.direction=up", "must be maximize or minimize"),
-    ("hydra.sweeper.n_trials=-1", "hydra.sweeper.n_trials=-1 must be a whole number"),
-    ("hydra.sweeper.n_jobs=0", "hydra.sweeper.n_jobs=0 must be a whole number >= 1"),
-    ("hydra.sweeper.objective=[val/acc_best,params]", "has 1 value(s) for 2 objective(s)"),
-    ("hydra.sweeper.sampler_args={n_startup:3}", "sampler_args do not fit the tpe sampler"),
-    ("hydra.sweeper.pruner_args={warmup:3}", "pruner_args do not fit the median pruner"),
-    ("hydra.sweeper.storage=postgresql://mnistx:secret@127.0.0.1:1/none",
-     "Cannot open the Optuna storage hydra.sweeper.storage=postgresql://mnistx:***@"),
-    ("hydra.sweeper.storage=sqlite:////proc/no/such/optuna.db", "Cannot"),
-    ("hydra.sweeper.seed=abc", "hydra.sweeper.seed=abc must be a whole number"),
-    ("hydra.sweeper.params={optimizer.lr:'interval(1e-4'}", "search space cannot be read"),
-    ("hydra.sweeper.params={optimizer.lr:'glob(*)'}", "is not a search range Optuna can sample"),
-])
+@pytest.mark.parametrize(
+    ("override", "says"),
+    [
+        ("hydra.sweeper.sampler=bayes", "hydra.sweeper.sampler=bayes is not a sampler"),
+        ("hydra.sweeper.pruner=early", "hydra.sweeper.pruner=early is not a pruner"),
+        ("hydra.sweeper.objective=accuracy", "hydra.sweeper.objective=accuracy is not a value"),
+        ("hydra.sweeper.direction=up", "must be maximize or minimize"),
+        ("hydra.sweeper.n_trials=-1", "hydra.sweeper.n_trials=-1 must be a whole number"),
+        ("hydra.sweeper.n_jobs=0", "hydra.sweeper.n_jobs=0 must be a whole number >= 1"),
+        ("hydra.sweeper.objective=[val/acc_best,params]", "has 1 value(s) for 2 objective(s)"),
+        ("hydra.sweeper.sampler_args={n_startup:3}", "sampler_args do not fit the tpe sampler"),
+        ("hydra.sweeper.pruner_args={warmup:3}", "pruner_args do not fit the median pruner"),
+        (
+            "hydra.sweeper.storage=postgresql://mnistx:secret@127.0.0.1:1/none",
+            "Cannot open the Optuna storage hydra.sweeper.storage=postgresql://mnistx:***@",
+        ),
+        ("hydra.sweeper.storage=sqlite:////proc/no/such/optuna.db", "Cannot"),
+        ("hydra.sweeper.seed=abc", "hydra.sweeper.seed=abc must be a whole number"),
+        ("hydra.sweeper.params={optimizer.lr:'interval(1e-4'}", "search space cannot be read"),
+        (
+            "hydra.sweeper.params={optimizer.lr:'glob(*)'}",
+            "is not a search range Optuna can sample",
+        ),
+    ],
+)
 def test_bad_search_settings_get_one_paragraph(cli_here, tmp_path, override, says):
     code, out, err = cli_here(tmp_path, "-m", "hparams_search=optuna", override)
     assert code == 1, (out, err)
@@ -123,8 +143,9 @@ def test_bad_search_settings_get_one_paragraph(cli_here, tmp_path, override, say
 
 
 def test_a_multi_objective_search_cannot_be_pruned(cli_here, tmp_path):
-    code, _, err = cli_here(tmp_path, "-m", "hparams_search=optuna_pareto",
-                            "hydra.sweeper.pruner=median")
+    code, _, err = cli_here(
+        tmp_path, "-m", "hparams_search=optuna_pareto", "hydra.sweeper.pruner=median"
+    )
     assert code == 1 and "prunes single-objective studies only" in err
 
 
@@ -155,9 +176,15 @@ def test_a_search_stores_its_study_resumes_and_opens_in_optuna_dashboard(tiny_da
     assert best.params == study.best_trial.params
     assert set(best.params) == SEARCHED - {"data.batch_size"}
     params = " ".join(f"{k}={v}" for k, v in best.params.items())
-    assert best.command == " ".join(["python -m mnistx.train hparams_search=optuna",
-                                     f"data.data_dir={tiny_data}", *TINY_OVERRIDES,
-                                     "trainer.max_epochs=1", params])
+    assert best.command == " ".join(
+        [
+            "python -m mnistx.train hparams_search=optuna",
+            f"data.data_dir={tiny_data}",
+            *TINY_OVERRIDES,
+            "trainer.max_epochs=1",
+            params,
+        ]
+    )
     assert "Best trial" in proc.stdout
 
     # No stray folders: only the study's (the default sweep folder is not claimed).
@@ -173,9 +200,18 @@ def test_a_search_stores_its_study_resumes_and_opens_in_optuna_dashboard(tiny_da
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     dashboard = subprocess.Popen(
-        [str(Path(sys.executable).with_name("optuna-dashboard")), _sqlite(study_dir),
-         "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        [
+            str(Path(sys.executable).with_name("optuna-dashboard")),
+            _sqlite(study_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.time() + 60
         while True:
@@ -189,10 +225,15 @@ def test_a_search_stores_its_study_resumes_and_opens_in_optuna_dashboard(tiny_da
         (summary,) = summaries
         assert summary["study_name"] == "mnistx" and summary["directions"] == ["maximize"]
         with urllib.request.urlopen(
-                f"http://127.0.0.1:{port}/api/studies/{summary['study_id']}") as r:
+            f"http://127.0.0.1:{port}/api/studies/{summary['study_id']}"
+        ) as r:
             detail = json.load(r)
-        assert [t["state"] for t in detail["trials"]] == ["Complete", "Complete", "Fail",
-                                                           "Complete"]
+        assert [t["state"] for t in detail["trials"]] == [
+            "Complete",
+            "Complete",
+            "Fail",
+            "Complete",
+        ]
         assert detail["has_intermediate_values"]
     finally:
         dashboard.terminate()
@@ -201,9 +242,16 @@ def test_a_search_stores_its_study_resumes_and_opens_in_optuna_dashboard(tiny_da
 
 def _two_workers(cwd: Path, args: list[str]) -> list[subprocess.CompletedProcess]:
     """The same command started twice at once, as on two machines."""
-    procs = [subprocess.Popen([sys.executable, "-m", "mnistx.train", *args], cwd=cwd,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "mnistx.train", *args],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     done = []
     for p in procs:
         out, err = p.communicate(timeout=600)
@@ -212,18 +260,25 @@ def _two_workers(cwd: Path, args: list[str]) -> list[subprocess.CompletedProcess
     return done
 
 
-@pytest.mark.parametrize("storage", ["sqlite",
-                                     pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize(
+    "storage", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
 def test_two_workers_share_the_studys_n_trials(storage, tiny_data, tmp_path, request):
     study_dir = tmp_path / "outputs" / "optuna" / "shared"
     name = f"shared_{os.getpid()}_{time.time_ns()}"  # the server outlives the test
     url = _sqlite(study_dir) if storage == "sqlite" else request.getfixturevalue("postgres")
     # Batches of 4 images: each trial trains for a few seconds, so both workers get some.
     # One thread each: two workers on 2 cores would otherwise fight over them.
-    args = _search_args(tiny_data, "data.batch_size=4", "trainer.max_epochs=2", "threads=1",
-                        "hydra.sweeper.n_trials=4",
-                        f"hydra.sweeper.study_name={name}", f"hydra.sweeper.storage={url}",
-                        f"hydra.sweep.dir={study_dir}")
+    args = _search_args(
+        tiny_data,
+        "data.batch_size=4",
+        "trainer.max_epochs=2",
+        "threads=1",
+        "hydra.sweeper.n_trials=4",
+        f"hydra.sweeper.study_name={name}",
+        f"hydra.sweeper.storage={url}",
+        f"hydra.sweep.dir={study_dir}",
+    )
     _two_workers(tmp_path, args)
     study = optuna.load_study(study_name=name, storage=url)
     trials = study.get_trials(deepcopy=False)
@@ -242,26 +297,39 @@ def test_the_pruner_stops_a_trial_that_falls_behind(tiny_data, tmp_path):
     lr 1e30, which diverges: a failed trial, and the search goes on."""
     sweep_dir = tmp_path / "search"
     sweep_dir.mkdir()
-    study = optuna.create_study(study_name="mnistx", storage=_sqlite(sweep_dir),
-                                direction="maximize")
+    study = optuna.create_study(
+        study_name="mnistx", storage=_sqlite(sweep_dir), direction="maximize"
+    )
     for lr in (1e30, 0.003, 1e-9):
         study.enqueue_trial({"optimizer.lr": lr})
-    run_cli(tmp_path, "-m", "hydra/sweeper=optuna", f"data.data_dir={tiny_data}",
-            *TINY_OVERRIDES, "trainer.max_epochs=3", "optimizer.lr=choice(1e30,0.003,1e-9)",
-            "hydra.sweeper.n_trials=3", "hydra.sweeper.pruner_args={n_startup_trials:1}",
-            f"hydra.sweep.dir={sweep_dir}")
+    run_cli(
+        tmp_path,
+        "-m",
+        "hydra/sweeper=optuna",
+        f"data.data_dir={tiny_data}",
+        *TINY_OVERRIDES,
+        "trainer.max_epochs=3",
+        "optimizer.lr=choice(1e30,0.003,1e-9)",
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.pruner_args={n_startup_trials:1}",
+        f"hydra.sweep.dir={sweep_dir}",
+    )
     study = optuna.load_study(study_name="mnistx", storage=_sqlite(sweep_dir))
     failed, first, second = study.trials
     assert failed.state.name == "FAIL" and "mnistx.killed" not in failed.user_attrs
-    assert json.loads((sweep_dir / "optimizer.lr=1e+30" / "metrics.json").read_text())[
-        "status"] == "failed"
+    assert (
+        json.loads((sweep_dir / "optimizer.lr=1e+30" / "metrics.json").read_text())["status"]
+        == "failed"
+    )
     assert first.state.name == "COMPLETE" and len(first.intermediate_values) == 3
     assert second.state.name == "PRUNED" and list(second.intermediate_values) == [0]
     metrics = json.loads((sweep_dir / "optimizer.lr=1e-09" / "metrics.json").read_text())
     assert metrics["status"] == "pruned" and metrics["pruned_at_epoch"] == 1
     assert metrics["epochs"] == 1 and metrics["test/acc"] is None  # stopped, not tested
-    assert json.loads((sweep_dir / "optimizer.lr=0.003" / "metrics.json").read_text())[
-        "status"] == "ok"
+    assert (
+        json.loads((sweep_dir / "optimizer.lr=0.003" / "metrics.json").read_text())["status"]
+        == "ok"
+    )
     with open(sweep_dir / "comparison.csv") as f:
         rows = {r["optimizer.lr"]: r for r in csv.DictReader(f)}
     assert rows["1e-09"]["status"] == "pruned" and "epoch 1 of 3" in rows["1e-09"]["reason"]
@@ -279,9 +347,17 @@ def _span(folder: Path) -> tuple[datetime, datetime]:
 
 
 def test_trials_run_in_parallel_batches_through_joblib(tiny_data, tmp_path):
-    run_cli(tmp_path, *_search_args(tiny_data, "data.batch_size=4", "hydra/launcher=joblib",
-                                    "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2",
-                                    "hydra.sweeper.n_trials=2"))
+    run_cli(
+        tmp_path,
+        *_search_args(
+            tiny_data,
+            "data.batch_size=4",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            "hydra.sweeper.n_jobs=2",
+            "hydra.sweeper.n_trials=2",
+        ),
+    )
     study_dir = tmp_path / "outputs" / "optuna" / "mnistx"
     study = optuna.load_study(study_name="mnistx", storage=_sqlite(study_dir))
     assert _states(study) == ["COMPLETE", "COMPLETE"]
@@ -290,9 +366,13 @@ def test_trials_run_in_parallel_batches_through_joblib(tiny_data, tmp_path):
 
 
 def test_a_pareto_search_writes_its_front(tiny_data, tmp_path):
-    proc = run_cli(tmp_path, *[a if a != "hparams_search=optuna" else
-                               "hparams_search=optuna_pareto"
-                               for a in _search_args(tiny_data, "hydra.sweeper.n_trials=4")])
+    proc = run_cli(
+        tmp_path,
+        *[
+            a if a != "hparams_search=optuna" else "hparams_search=optuna_pareto"
+            for a in _search_args(tiny_data, "hydra.sweeper.n_trials=4")
+        ],
+    )
     study_dir = tmp_path / "outputs" / "optuna" / "mnistx_pareto"
     study = optuna.load_study(study_name="mnistx_pareto", storage=_sqlite(study_dir))
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
@@ -302,16 +382,17 @@ def test_a_pareto_search_writes_its_front(tiny_data, tmp_path):
     on_front = {r["trial"] for r in front["front"]}
 
     def dominates(a, b) -> bool:
-        return (a.values[0] >= b.values[0] and a.values[1] <= b.values[1]
-                and a.values != b.values)
+        return a.values[0] >= b.values[0] and a.values[1] <= b.values[1] and a.values != b.values
 
     for t in complete:  # the front: exactly the trials no other trial beats on both counts
         beaten = any(dominates(o, t) for o in complete)
         assert (t.number in on_front) == (not beaten), t.number
     for record in front["front"]:
         metrics = json.loads((Path(record["folder"]) / "metrics.json").read_text())
-        assert record["values"] == {"val/acc_best": metrics["val/acc_best"],
-                                    "params": metrics["params"]}
+        assert record["values"] == {
+            "val/acc_best": metrics["val/acc_best"],
+            "params": metrics["params"],
+        }
         assert record["val/acc_best"] == metrics["val/acc_best"]
         assert record["command"].startswith("python -m mnistx.train hparams_search=optuna_pareto")
     assert "Pareto front" in proc.stdout and (study_dir / "best.yaml").exists()
@@ -329,25 +410,50 @@ def test_a_plain_install_runs_an_optuna_search(tiny_data, tmp_path):
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(repo / name, source / name)
     for name in ("src", "conf"):
-        shutil.copytree(repo / name, source / name,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        shutil.copytree(
+            repo / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+        )
     (source / "conf" / "local" / "default.yaml").unlink(missing_ok=True)  # this machine's
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                    "--no-build-isolation", "-w", str(tmp_path / "wheel"), str(source)],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path / "wheel"),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (wheel,) = (tmp_path / "wheel").glob("mnistx-*.whl")
     site = tmp_path / "site"
     import zipfile
 
     zipfile.ZipFile(wheel).extractall(site)  # what pip would put into site-packages
     env = {**os.environ, "PYTHONPATH": str(site)}
-    where = subprocess.run([sys.executable, "-c", "import mnistx, hydra_plugins.mnistx_sweeper"
-                            " as p; print(mnistx.__file__, p.__file__)"], env=env, cwd=tmp_path,
-                           capture_output=True, text=True, check=True).stdout.split()
+    where = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import mnistx, hydra_plugins.mnistx_sweeper as p; print(mnistx.__file__, p.__file__)",
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert all(path.startswith(str(site)) for path in where)
     run_cli(tmp_path, *_search_args(tiny_data, "hydra.sweeper.n_trials=1"), env=env)
-    study = optuna.load_study(study_name="mnistx",
-                              storage=_sqlite(tmp_path / "outputs" / "optuna" / "mnistx"))
+    study = optuna.load_study(
+        study_name="mnistx", storage=_sqlite(tmp_path / "outputs" / "optuna" / "mnistx")
+    )
     assert _states(study) == ["COMPLETE"]
 
 
@@ -384,38 +490,63 @@ def test_a_ddp_trial_is_pruned_on_every_rank(tiny_data, tmp_path):
     alone would wait for the other forever)."""
     sweep_dir = tmp_path / "search"
     sweep_dir.mkdir()
-    study = optuna.create_study(study_name="mnistx", storage=_sqlite(sweep_dir),
-                                direction="maximize")
+    study = optuna.create_study(
+        study_name="mnistx", storage=_sqlite(sweep_dir), direction="maximize"
+    )
     lr = optuna.distributions.CategoricalDistribution([0.003, 1e-9])
-    study.add_trial(optuna.trial.create_trial(  # the bar: a finished trial at 90% each epoch
-        params={"optimizer.lr": 0.003}, distributions={"optimizer.lr": lr}, value=0.9,
-        intermediate_values={0: 0.9, 1: 0.9}))
+    study.add_trial(
+        optuna.trial.create_trial(  # the bar: a finished trial at 90% each epoch
+            params={"optimizer.lr": 0.003},
+            distributions={"optimizer.lr": lr},
+            value=0.9,
+            intermediate_values={0: 0.9, 1: 0.9},
+        )
+    )
     study.enqueue_trial({"optimizer.lr": 1e-9})
-    run_cli(tmp_path, "-m", "hydra/sweeper=optuna", f"data.data_dir={tiny_data}",
-            *TINY_OVERRIDES, "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu",
-            "optimizer.lr=choice(0.003,1e-9)", "hydra.sweeper.n_trials=2",
-            "hydra.sweeper.pruner_args={n_startup_trials:1}", f"hydra.sweep.dir={sweep_dir}")
+    run_cli(
+        tmp_path,
+        "-m",
+        "hydra/sweeper=optuna",
+        f"data.data_dir={tiny_data}",
+        *TINY_OVERRIDES,
+        "trainer=ddp",
+        "trainer.devices=2",
+        "trainer.accelerator=cpu",
+        "optimizer.lr=choice(0.003,1e-9)",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.pruner_args={n_startup_trials:1}",
+        f"hydra.sweep.dir={sweep_dir}",
+    )
     study = optuna.load_study(study_name="mnistx", storage=_sqlite(sweep_dir))
     assert _states(study) == ["COMPLETE", "PRUNED"]
     metrics = json.loads((sweep_dir / "optimizer.lr=1e-09" / "metrics.json").read_text())
     assert metrics["status"] == "pruned" and metrics["epochs"] == 1
 
 
-@pytest.mark.parametrize(("sampler", "pruner"), [
-    *((s, "median") for s in ("tpe", "random", "cmaes", "gp", "qmc", "nsgaii")),
-    *(("tpe", p) for p in ("hyperband", "successive_halving", "none")),
-])
+@pytest.mark.parametrize(
+    ("sampler", "pruner"),
+    [
+        *((s, "median") for s in ("tpe", "random", "cmaes", "gp", "qmc", "nsgaii")),
+        *(("tpe", p) for p in ("hyperband", "successive_halving", "none")),
+    ],
+)
 def test_every_named_sampler_and_pruner_drives_the_presets_space(sampler, pruner):
     """Each name builds Optuna's sampler and pruner, which then ask for trials of the
     preset's search space (what the sweeper does), seeded: the same seed, the same trials."""
     from mnistx.hpo.search import search_space
     from mnistx.hpo.settings import check_settings, make_pruner, make_sampler
 
-    sweeper = compose_config([
-        "hparams_search=optuna", f"hydra.sweeper.sampler={sampler}",
-        f"hydra.sweeper.pruner={pruner}", "hydra.sweeper.sampler_args={n_startup_trials:2}"
-        if sampler in ("tpe", "gp") else "hydra.sweeper.sampler_args=null",
-    ], with_hydra=True).hydra.sweeper
+    sweeper = compose_config(
+        [
+            "hparams_search=optuna",
+            f"hydra.sweeper.sampler={sampler}",
+            f"hydra.sweeper.pruner={pruner}",
+            "hydra.sweeper.sampler_args={n_startup_trials:2}"
+            if sampler in ("tpe", "gp")
+            else "hydra.sweeper.sampler_args=null",
+        ],
+        with_hydra=True,
+    ).hydra.sweeper
     check_settings(sweeper)
     space, _ = search_space(sweeper, [])
 

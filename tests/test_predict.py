@@ -67,8 +67,12 @@ def _variants(digit: np.ndarray, i: int) -> dict[str, Image.Image]:
 
 @pytest.mark.slow
 def test_predictions_survive_what_photos_do_to_digits(mnist_dir, tmp_path):
-    run_cli(tmp_path, f"data.data_dir={mnist_dir}", "trainer.max_epochs=1",
-            *[o for o in TINY_OVERRIDES if o.startswith(("trainer.enable", "callbacks"))])
+    run_cli(
+        tmp_path,
+        f"data.data_dir={mnist_dir}",
+        "trainer.max_epochs=1",
+        *[o for o in TINY_OVERRIDES if o.startswith(("trainer.enable", "callbacks"))],
+    )
     (run,) = (tmp_path / "outputs").glob("*/*")
 
     test = MNIST(str(mnist_dir), train=False)
@@ -90,8 +94,16 @@ def test_predictions_survive_what_photos_do_to_digits(mnist_dir, tmp_path):
     x = (torch.from_numpy(digits).float().div(255) - 0.1307).div(0.3081).unsqueeze(1)
     reference = predict_probs(module, x).argmax(1).tolist()
 
-    proc = run_cli(tmp_path, f"run={run}", f"images={folder}", "--json",
-                   "--show", str(tmp_path / "sheet.png"), module="mnistx.predict", check=False)
+    proc = run_cli(
+        tmp_path,
+        f"run={run}",
+        f"images={folder}",
+        "--json",
+        "--show",
+        str(tmp_path / "sheet.png"),
+        module="mnistx.predict",
+        check=False,
+    )
     assert proc.returncode == 1  # one file failed ...
     out = json.loads(proc.stdout)
     assert len(out["errors"]) == 1 and "zz_notes.png: not an image" in out["errors"][0]
@@ -112,7 +124,8 @@ def test_predictions_survive_what_photos_do_to_digits(mnist_dir, tmp_path):
 def test_predict_user_errors(tmp_path):
     proc = run_cli(tmp_path, "run=nowhere", module="mnistx.predict", check=False)
     assert proc.returncode == 1 and "images=<file, folder or glob>" in proc.stderr
-    proc = run_cli(tmp_path, "run=nowhere", "images=none/*.png", module="mnistx.predict",
-                   check=False)
+    proc = run_cli(
+        tmp_path, "run=nowhere", "images=none/*.png", module="mnistx.predict", check=False
+    )
     assert proc.returncode == 1 and "matches no image files" in proc.stderr
     assert "Traceback" not in proc.stderr

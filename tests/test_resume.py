@@ -14,14 +14,26 @@ from conftest import TINY_OVERRIDES, run_cli
 
 # Small batches and dropout: many steps per epoch, and RNG that must be restored.
 ARGS = [*TINY_OVERRIDES, "data.batch_size=2", "trainer.max_epochs=6", "model.dropout=0.2"]
-SAME = ("test/acc", "test/loss", "val/acc_best", "best_epoch", "train/loss", "val/loss",
-        "train/acc", "val/acc", "epochs")
+SAME = (
+    "test/acc",
+    "test/loss",
+    "val/acc_best",
+    "best_epoch",
+    "train/loss",
+    "val/loss",
+    "train/acc",
+    "val/acc",
+    "epochs",
+)
 
 
 def _start(cwd: Path, data: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "mnistx.train", f"data.data_dir={data}", *ARGS],
-        cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
         # As in a terminal: a background shell job (e.g. CI started with `&`) inherits an
         # ignored SIGINT, and Python then never raises KeyboardInterrupt.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),

@@ -19,8 +19,18 @@ from mnistx import run_folder
 
 # Small batches: many steps per epoch, so Ctrl-C lands mid-run.
 ARGS = [*TINY_OVERRIDES, "data.batch_size=2", "trainer.max_epochs=3"]
-SAME = ("test/acc", "test/loss", "val/acc_best", "best_epoch", "train/loss", "val/loss",
-        "train/acc", "val/acc", "epochs", "history")
+SAME = (
+    "test/acc",
+    "test/loss",
+    "val/acc_best",
+    "best_epoch",
+    "train/loss",
+    "val/loss",
+    "train/acc",
+    "val/acc",
+    "epochs",
+    "history",
+)
 
 
 def _metrics(run: Path) -> dict:
@@ -34,8 +44,11 @@ def _one_run(cwd: Path) -> Path:
 
 def _start(cwd: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "mnistx.train", *args], cwd=cwd,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "mnistx.train", *args],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
         # A background shell job (CI started with `&`) would inherit an ignored SIGINT.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
@@ -56,8 +69,9 @@ def _wait_for(path_glob, proc: subprocess.Popen) -> Path:
 def _bash(cwd: Path, line: str) -> subprocess.CompletedProcess:
     """A printed command, pasted into bash as a user would (with this interpreter)."""
     line = line.replace("python -m", f"{sys.executable} -m", 1)
-    return subprocess.run(["bash", "-c", line], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        ["bash", "-c", line], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_run_folder_lifecycle_end_to_end(tiny_data, tmp_path):
@@ -144,10 +158,16 @@ def test_a_second_resume_is_refused_while_the_first_holds_the_run(tiny_data, tmp
     run_cli(tmp_path, f"data.data_dir={tiny_data}", *TINY_OVERRIDES, "trainer.max_epochs=1")
     run = _one_run(tmp_path)
     holder = subprocess.Popen(  # what a training process does with its folder
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; "
-         "from mnistx.run_folder import hold; hold(Path(sys.argv[1])); print('held', "
-         "flush=True); time.sleep(120)", str(run)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; "
+            "from mnistx.run_folder import hold; hold(Path(sys.argv[1])); print('held', "
+            "flush=True); time.sleep(120)",
+            str(run),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert holder.stdout.readline().strip() == "held"
     before = snapshot(run)
@@ -166,8 +186,9 @@ def test_resume_with_another_run_dir_is_refused_and_creates_nothing(tiny_data, t
     run = _one_run(tmp_path)
     before = snapshot(run)
     elsewhere = tmp_path / "elsewhere"
-    proc = run_cli(tmp_path, f"resume={run}", "trainer.max_epochs=2",
-                   f"hydra.run.dir={elsewhere}", check=False)
+    proc = run_cli(
+        tmp_path, f"resume={run}", "trainer.max_epochs=2", f"hydra.run.dir={elsewhere}", check=False
+    )
     assert proc.returncode == 1 and "cannot send it elsewhere" in proc.stderr
     assert not elsewhere.exists() and snapshot(run) == before
     proc = run_cli(tmp_path, "-m", f"resume={run}", check=False)
@@ -177,13 +198,18 @@ def test_resume_with_another_run_dir_is_refused_and_creates_nothing(tiny_data, t
 
 @pytest.mark.parametrize(
     "path",
-    ["outputs/2026-12-02/10-00-00",
-     "/tmp/x/multirun/optimizer.lr=0.01,model.activation=tanh",
-     "/tmp/it's here/a b"],
+    [
+        "outputs/2026-12-02/10-00-00",
+        "/tmp/x/multirun/optimizer.lr=0.01,model.activation=tanh",
+        "/tmp/it's here/a b",
+    ],
 )
 def test_printed_resume_commands_parse_back_to_the_folder(path):
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    (word,) = subprocess.run(["bash", "-c", f"printf '%s\\n' {run_folder.resume_arg(path)}"],
-                             capture_output=True, text=True).stdout.splitlines()
+    (word,) = subprocess.run(
+        ["bash", "-c", f"printf '%s\\n' {run_folder.resume_arg(path)}"],
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
     assert OverridesParser.create().parse_override(word).value() == path

@@ -19,8 +19,12 @@ from conftest import TINY_OVERRIDES, run_cli
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 JOBS = ("optimizer.lr=0.001", "optimizer.lr=0.01")
 # What a job may ask of the test cluster's nodes (2 cores each, no GPU).
-ON_TEST_CLUSTER = ["hydra/launcher=slurm", "hydra.launcher.partition=debug",
-                   "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1"]
+ON_TEST_CLUSTER = [
+    "hydra/launcher=slurm",
+    "hydra.launcher.partition=debug",
+    "hydra.launcher.cpus_per_task=1",
+    "hydra.launcher.mem_gb=1",
+]
 
 
 def _cluster_up() -> str | None:
@@ -28,8 +32,9 @@ def _cluster_up() -> str | None:
     if shutil.which("sinfo") is None:
         return "SLURM is not installed (start a test cluster with `.ci/slurm-cluster.sh start`)"
     try:
-        states = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], capture_output=True,
-                                text=True, timeout=20).stdout.split()
+        states = subprocess.run(
+            ["sinfo", "-h", "-N", "-o", "%T"], capture_output=True, text=True, timeout=20
+        ).stdout.split()
     except (OSError, subprocess.TimeoutExpired) as e:
         return f"sinfo failed ({e})"
     if sum(s.rstrip("*") in ("idle", "mixed", "allocated") for s in states) < 2:
@@ -75,10 +80,18 @@ def test_a_slurm_array_sweep_gives_the_basic_launchers_numbers(slurm, tiny_data,
 def test_optuna_trials_run_on_the_cluster_n_jobs_at_a_time(slurm, tiny_data, tmp_path):
     import optuna
 
-    run_cli(tmp_path, "-m", "hparams_search=optuna", f"data.data_dir={tiny_data}",
-            *TINY_OVERRIDES, "trainer.max_epochs=1", *ON_TEST_CLUSTER,
-            "hydra.sweeper.n_jobs=2", "hydra.sweeper.n_trials=2",
-            "hydra.callbacks.sweep.report=false")
+    run_cli(
+        tmp_path,
+        "-m",
+        "hparams_search=optuna",
+        f"data.data_dir={tiny_data}",
+        *TINY_OVERRIDES,
+        "trainer.max_epochs=1",
+        *ON_TEST_CLUSTER,
+        "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.n_trials=2",
+        "hydra.callbacks.sweep.report=false",
+    )
     study_dir = tmp_path / "outputs" / "optuna" / "mnistx"
     study = optuna.load_study(study_name="mnistx", storage=f"sqlite:///{study_dir}/optuna.db")
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
@@ -90,20 +103,38 @@ def test_optuna_trials_run_on_the_cluster_n_jobs_at_a_time(slurm, tiny_data, tmp
 
 
 def test_a_two_node_ddp_run_through_srun_shards_each_epoch_and_keeps_one_folder(
-        slurm, tiny_data, tmp_path):
+    slurm, tiny_data, tmp_path
+):
     """`srun -N2 --ntasks-per-node=1`: one rank per node (gloo), each a task of one SLURM
     step; node names do not resolve on this host, hence MASTER_ADDR."""
     seen = tmp_path / "seen"
     seen.mkdir()
     tests = Path(__file__).parent
     proc = subprocess.run(
-        ["srun", "-N2", "--ntasks-per-node=1", "-c1", "--mem=1G",
-         f"--export=ALL,MASTER_ADDR=127.0.0.1,PYTHONPATH={tests}",
-         sys.executable, "-m", "mnistx.train", f"data.data_dir={tiny_data}", *TINY_OVERRIDES,
-         "trainer=ddp", "trainer.devices=1", "+trainer.num_nodes=2", "trainer.accelerator=cpu",
-         "+callbacks.recorder._target_=index_recorder.IndexRecorder",
-         f"+callbacks.recorder.out_dir={seen}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        [
+            "srun",
+            "-N2",
+            "--ntasks-per-node=1",
+            "-c1",
+            "--mem=1G",
+            f"--export=ALL,MASTER_ADDR=127.0.0.1,PYTHONPATH={tests}",
+            sys.executable,
+            "-m",
+            "mnistx.train",
+            f"data.data_dir={tiny_data}",
+            *TINY_OVERRIDES,
+            "trainer=ddp",
+            "trainer.devices=1",
+            "+trainer.num_nodes=2",
+            "trainer.accelerator=cpu",
+            "+callbacks.recorder._target_=index_recorder.IndexRecorder",
+            f"+callbacks.recorder.out_dir={seen}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     (run,) = (tmp_path / "outputs").glob("*/*")  # both ranks in one folder
     assert run.name.startswith("slurm-")
@@ -121,8 +152,12 @@ def _slurm_jobs() -> dict[str, str]:
     """The queue's jobs and their states; squeue is asked again when it fails (a busy
     controller), so that a failed call never reads as an empty queue."""
     for _ in range(10):
-        proc = subprocess.run(["squeue", "--me", "--array", "-h", "-o", "%i %T"],
-                              capture_output=True, text=True, timeout=30)
+        proc = subprocess.run(
+            ["squeue", "--me", "--array", "-h", "-o", "%i %T"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         if proc.returncode == 0:
             return dict(line.split() for line in proc.stdout.splitlines())
         time.sleep(1)
@@ -147,15 +182,28 @@ def _epochs_args(data: Path) -> list[str]:
 
 
 def test_a_requeued_sweep_job_continues_from_its_checkpoint_in_its_folder(
-        slurm, tiny_data, tmp_path):
+    slurm, tiny_data, tmp_path
+):
     sweep_dir = tmp_path / "sw"
     args = _epochs_args(tiny_data)
     # One task at a time: the first is requeued while the second waits.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mnistx.train", "-m", *args, "optimizer.lr=2e-3,3e-3",
-         *ON_TEST_CLUSTER, "hydra.launcher.array_parallelism=1",
-         f"hydra.sweep.dir={sweep_dir}"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "mnistx.train",
+            "-m",
+            *args,
+            "optimizer.lr=2e-3,3e-3",
+            *ON_TEST_CLUSTER,
+            "hydra.launcher.array_parallelism=1",
+            f"hydra.sweep.dir={sweep_dir}",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     job = sweep_dir / "optimizer.lr=0.002"
     _requeue_after_first_checkpoint(job, proc)
     own_config = (job / ".hydra" / "config.yaml").read_bytes()
@@ -183,9 +231,15 @@ def test_a_requeued_sbatch_run_continues_in_its_own_folder(slurm, tiny_data, tmp
     script.write_text(
         "#!/bin/bash\n#SBATCH --nodes=1 --cpus-per-task=1 --mem=1G --requeue\n"
         f"#SBATCH --output={tmp_path}/slurm-%j.out\ncd {tmp_path}\n"
-        f"{sys.executable} -m mnistx.train {' '.join(args)} optimizer.lr=2e-3\n")
-    job = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True,
-                         check=True, timeout=30).stdout.strip()
+        f"{sys.executable} -m mnistx.train {' '.join(args)} optimizer.lr=2e-3\n"
+    )
+    job = subprocess.run(
+        ["sbatch", "--parsable", str(script)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout.strip()
     deadline = time.time() + 240
     while not list(tmp_path.glob("outputs/*/*/checkpoints/last.ckpt")):
         assert time.time() < deadline and job in _slurm_jobs()
@@ -197,7 +251,8 @@ def test_a_requeued_sbatch_run_continues_in_its_own_folder(slurm, tiny_data, tmp
     (run,) = tmp_path.glob("outputs/*/*")  # the same folder, not a new timestamped one
     continued = _metrics(run)
     assert continued["status"] == "ok" and continued["epochs"] == 3, (
-        tmp_path / f"slurm-{job}.out").read_text()
+        tmp_path / f"slurm-{job}.out"
+    ).read_text()
     (resume,) = continued["resumes"]
     assert 1 <= resume["from_epoch"] < 3
     alone = tmp_path / "alone"
@@ -213,10 +268,22 @@ def test_a_cancelled_array_sweep_is_finished_by_resume(slurm, tiny_data, tmp_pat
 
     sweep_dir = tmp_path / "sw"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mnistx.train", "-m", *_epochs_args(tiny_data),
-         "optimizer.lr=2e-3,3e-3", *ON_TEST_CLUSTER, "hydra.launcher.array_parallelism=1",
-         f"hydra.sweep.dir={sweep_dir}"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "mnistx.train",
+            "-m",
+            *_epochs_args(tiny_data),
+            "optimizer.lr=2e-3,3e-3",
+            *ON_TEST_CLUSTER,
+            "hydra.launcher.array_parallelism=1",
+            f"hydra.sweep.dir={sweep_dir}",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     first = sweep_dir / "optimizer.lr=0.002"
     deadline = time.time() + 240
     while not (first / "metrics.json").exists():
@@ -249,23 +316,31 @@ def test_the_squeue_watcher_reads_what_submitits_sacct_watcher_reads():
     for job_id in ("7_0", "7_1", "7_2", "8"):
         watcher.register_job(job_id)
     assert watcher._make_command()[:2] == ["squeue", "--array"]
-    watcher._info_dict.update(watcher.read_info(
-        "JOBID|STATE|NODELIST\n7_0|RUNNING|n1\n7_1|PENDING|\n8|REQUEUED|\n"))
+    watcher._info_dict.update(
+        watcher.read_info("JOBID|STATE|NODELIST\n7_0|RUNNING|n1\n7_1|PENDING|\n8|REQUEUED|\n")
+    )
     states = {j: watcher.get_state(j, mode="cache") for j in ("7_0", "7_1", "7_2", "8")}
     assert states == {"7_0": "RUNNING", "7_1": "PENDING", "7_2": "COMPLETED", "8": "REQUEUED"}
     assert not watcher.is_done("7_1", mode="cache") and watcher.is_done("7_2", mode="cache")
 
 
 def test_the_slurm_launcher_without_sbatch_is_one_message(tmp_path):
-    proc = run_cli(tmp_path, "-m", "hydra/launcher=slurm", "optimizer.lr=1e-3,1e-2",
-                   env={"PATH": str(tmp_path)}, check=False)
+    proc = run_cli(
+        tmp_path,
+        "-m",
+        "hydra/launcher=slurm",
+        "optimizer.lr=1e-3,1e-2",
+        env={"PATH": str(tmp_path)},
+        check=False,
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error: hydra/launcher=slurm submits") and "sbatch" in proc.stderr
     assert not (tmp_path / "outputs").exists()
 
 
-def test_a_requeued_job_that_had_finished_changes_nothing(cli_here, tiny_data, tmp_path,
-                                                          monkeypatch):
+def test_a_requeued_job_that_had_finished_changes_nothing(
+    cli_here, tiny_data, tmp_path, monkeypatch
+):
     """SLURM may requeue a job that has finished training but not yet exited. Run here with
     the environment such a restart has (no cluster needed): the finished run is found by
     the job id in its lock file and left as it was."""
@@ -284,5 +359,6 @@ def test_a_requeued_job_that_had_finished_changes_nothing(cli_here, tiny_data, t
     # Every result, config and log byte as it was; the lock file names its latest holder.
     after = {k: v for k, v in snapshot(run).items() if not k.startswith(".hydra/resumed-")}
     assert {k: v for k, v in after.items() if k != ".lock"} == {
-        k: v for k, v in before.items() if k != ".lock"}
+        k: v for k, v in before.items() if k != ".lock"
+    }
     assert set(after) == set(before)

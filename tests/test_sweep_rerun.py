@@ -21,15 +21,25 @@ JOBS = ["optimizer.lr=0.001", "optimizer.lr=0.002", "optimizer.lr=0.003"]
 
 def _sweep_args(data: Path, sweep_dir: Path) -> list[str]:
     # Batches of 2: epochs long enough to stop the sweep inside the second job.
-    return ["-m", f"data.data_dir={data}", *TINY_OVERRIDES, "data.batch_size=2",
-            "trainer.max_epochs=3", LRS, f"hydra.sweep.dir={sweep_dir}"]
+    return [
+        "-m",
+        f"data.data_dir={data}",
+        *TINY_OVERRIDES,
+        "data.batch_size=2",
+        "trainer.max_epochs=3",
+        LRS,
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
 
 
 def _start_and_stop(cwd: Path, args: list[str], job: Path, sig: int) -> subprocess.Popen:
     """Start the sweep and send `sig` once `job` has its first checkpoint."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mnistx.train", *args], cwd=cwd,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "mnistx.train", *args],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 240
@@ -58,7 +68,8 @@ def test_a_killed_sweep_finishes_when_its_command_runs_again(tiny_data, tmp_path
 
     proc = run_cli(tmp_path, *args)
     assert "1 finished (left as they are), 1 to continue from their checkpoints, 1 to start" in (
-        proc.stdout + proc.stderr)
+        proc.stdout + proc.stderr
+    )
     assert snapshot(sweep_dir / JOBS[0]) == first_job  # not run again, not touched
     assert snapshot(sweep_dir)["multirun.yaml"] == record
     assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == JOBS  # no `-1` copies
@@ -76,23 +87,30 @@ def test_a_killed_sweep_finishes_when_its_command_runs_again(tiny_data, tmp_path
 
     # Continuing from the checkpoint ends where the uninterrupted run ends.
     alone = tmp_path / "alone"
-    run_cli(tmp_path, *[a for a in args[1:] if not a.startswith(("optimizer.lr", "hydra."))],
-            "optimizer.lr=2e-3", f"hydra.run.dir={alone}")
+    run_cli(
+        tmp_path,
+        *[a for a in args[1:] if not a.startswith(("optimizer.lr", "hydra."))],
+        "optimizer.lr=2e-3",
+        f"hydra.run.dir={alone}",
+    )
     for key in ("test/acc", "val/acc_best", "test/loss"):
         assert continued[key] == _metrics(alone)[key], key
 
 
 def _status(sweep_dir: Path) -> dict[str, str]:
-    return {r["dir"].rsplit("/", 1)[-1] if r["dir"] else "/".join(r["overrides"][-1:]):
-            r["status"] for r in load_runs([sweep_dir])}
+    return {
+        r["dir"].rsplit("/", 1)[-1] if r["dir"] else "/".join(r["overrides"][-1:]): r["status"]
+        for r in load_runs([sweep_dir])
+    }
 
 
 def test_ctrl_c_reports_the_sweep_and_prints_the_command_that_finishes_it(tiny_data, tmp_path):
     import re
 
     sweep_dir = tmp_path / "sw"
-    stopped = _start_and_stop(tmp_path, _sweep_args(tiny_data, sweep_dir),
-                              sweep_dir / JOBS[1], signal.SIGINT)
+    stopped = _start_and_stop(
+        tmp_path, _sweep_args(tiny_data, sweep_dir), sweep_dir / JOBS[1], signal.SIGINT
+    )
     assert stopped.returncode == 130
     printed = re.search(r"interrupted: continue with (.+)", stopped.stderr.read())[1]
     assert printed == f"python -m mnistx.train resume={sweep_dir}"
@@ -103,8 +121,13 @@ def test_ctrl_c_reports_the_sweep_and_prints_the_command_that_finishes_it(tiny_d
     first_job = snapshot(sweep_dir / JOBS[0])
 
     # The printed command works when pasted into bash.
-    done = subprocess.run(["bash", "-c", printed.replace("python", sys.executable, 1)],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        ["bash", "-c", printed.replace("python", sys.executable, 1)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert snapshot(sweep_dir / JOBS[0]) == first_job
     continued = _metrics(sweep_dir / JOBS[1])
@@ -121,19 +144,25 @@ def test_running_a_sweep_into_its_folder_is_checked_first(tiny_data, tmp_path, c
     before = snapshot(sweep_dir)
 
     # All finished: nothing to run, nothing changed, both ways of asking.
-    for args in (["-m", *common, "optimizer.lr=1e-3,1e-2", f"hydra.sweep.dir={sweep_dir}"],
-                 [f"resume={sweep_dir}"]):
+    for args in (
+        ["-m", *common, "optimizer.lr=1e-3,1e-2", f"hydra.sweep.dir={sweep_dir}"],
+        [f"resume={sweep_dir}"],
+    ):
         code, out, err = cli_here(tmp_path, *args)
         assert code == 0 and "all 2 jobs of the sweep are finished" in out, err
     # Another sweep into its folder; other settings with resume=; a run's folder as a sweep's.
     run_cli(tmp_path, *common, f"hydra.run.dir={tmp_path / 'single'}")
     for args, message in (
-        (["-m", *common, "optimizer.lr=1e-3,1e-1", f"hydra.sweep.dir={sweep_dir}"],
-         "holds the sweep"),
+        (
+            ["-m", *common, "optimizer.lr=1e-3,1e-1", f"hydra.sweep.dir={sweep_dir}"],
+            "holds the sweep",
+        ),
         ([f"resume={sweep_dir}", "optimizer.lr=0.5"], "takes no other settings"),
         (["-m", *common, f"hydra.sweep.dir={tmp_path / 'single'}"], "single run's folder"),
-        (["-m", *common, "optimizer.lr=1e-3,1e-2", "hydra.sweeper.max_batch_size=0"],
-         "hydra.sweeper.max_batch_size=0 must be null"),
+        (
+            ["-m", *common, "optimizer.lr=1e-3,1e-2", "hydra.sweeper.max_batch_size=0"],
+            "hydra.sweeper.max_batch_size=0 must be null",
+        ),
     ):
         code, out, err = cli_here(tmp_path, *args)
         assert code == 1 and message in err and "Traceback" not in err, (args, err)
@@ -141,11 +170,20 @@ def test_running_a_sweep_into_its_folder_is_checked_first(tiny_data, tmp_path, c
 
     # A job folder in use by another process: the sweep is still running.
     (sweep_dir / "optimizer.lr=0.01" / "metrics.json").unlink()
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import fcntl, os, sys, time\n"
-        f"fd = os.open({str(sweep_dir / 'optimizer.lr=0.01' / '.lock')!r}, os.O_RDWR)\n"
-        "fcntl.flock(fd, fcntl.LOCK_EX); os.ftruncate(fd, 0); os.write(fd, b'4242')\n"
-        "print('held', flush=True); time.sleep(120)")], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import fcntl, os, sys, time\n"
+                f"fd = os.open({str(sweep_dir / 'optimizer.lr=0.01' / '.lock')!r}, os.O_RDWR)\n"
+                "fcntl.flock(fd, fcntl.LOCK_EX); os.ftruncate(fd, 0); os.write(fd, b'4242')\n"
+                "print('held', flush=True); time.sleep(120)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         code, _, err = cli_here(tmp_path, f"resume={sweep_dir}")

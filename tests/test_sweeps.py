@@ -40,9 +40,7 @@ def _multirun(cwd: Path, data: Path, *args: str) -> Path:
 
 
 def _jobs(sweep_dir: Path) -> dict[str, dict]:
-    return {
-        p.parent.name: json.loads(p.read_text()) for p in sweep_dir.glob("*/metrics.json")
-    }
+    return {p.parent.name: json.loads(p.read_text()) for p in sweep_dir.glob("*/metrics.json")}
 
 
 def _csv_rows(sweep_dir: Path) -> list[dict[str, str]]:
@@ -70,8 +68,10 @@ def test_grid_jobs_are_named_by_their_values_and_reported(tiny_data, tmp_path):
     # The report holds exactly the runs' own numbers, best first.
     rows = _csv_rows(sweep_dir)
     assert len(rows) == 4
-    by_setting = {f"optimizer.lr={r['optimizer.lr']},model.activation={r['model.activation']}": r
-                  for r in rows}
+    by_setting = {
+        f"optimizer.lr={r['optimizer.lr']},model.activation={r['model.activation']}": r
+        for r in rows
+    }
     for name, m in jobs.items():
         row = by_setting[name]
         assert float(row["val/acc_best"]) == pytest.approx(m["val/acc_best"])
@@ -178,10 +178,14 @@ def _hydra_cfg(*overrides: str):
     "preset,params",
     [
         ("optimizers", {"optimizer": "sgd,sgd_momentum,adam,rmsprop,adamw"}),
-        ("activations", {"model": "mlp,cnn",
-                         "model.activation": "relu,sigmoid,tanh,leaky_relu,gelu"}),
-        ("learning_rates", {"optimizer": "sgd_momentum,adam,rmsprop",
-                            "optimizer.lr": "1e-4,1e-3,1e-2,1e-1,1.0"}),
+        (
+            "activations",
+            {"model": "mlp,cnn", "model.activation": "relu,sigmoid,tanh,leaky_relu,gelu"},
+        ),
+        (
+            "learning_rates",
+            {"optimizer": "sgd_momentum,adam,rmsprop", "optimizer.lr": "1e-4,1e-3,1e-2,1e-1,1.0"},
+        ),
         ("accelerators", {"trainer.accelerator": "cpu,gpu,mps"}),
         ("models", {"model": "mlp,cnn"}),
         ("losses", {"loss": "cross_entropy,nll,mse"}),
@@ -238,13 +242,22 @@ def test_job_dirname_is_unique_and_safe(tmp_path, monkeypatch):
 def test_group_runs_pools_seeds_and_keeps_failures():
     def run(lr, seed, status="ok", acc=None):
         return {
-            "status": status, "val/acc_best": acc, "test/acc": acc, "reason": "boom",
-            "dir": f"/s/{lr}-{seed}", "swept": {"optimizer.lr": lr, "seed": seed},
+            "status": status,
+            "val/acc_best": acc,
+            "test/acc": acc,
+            "reason": "boom",
+            "dir": f"/s/{lr}-{seed}",
+            "swept": {"optimizer.lr": lr, "seed": seed},
             "values": {"optimizer.lr": lr, "seed": seed},
         }
 
-    runs = [run("0.1", "1", acc=0.9), run("0.1", "2", acc=0.8), run("1", "1", "failed"),
-            run("0.01", "1", acc=0.95), run("0.01", "2", "failed")]
+    runs = [
+        run("0.1", "1", acc=0.9),
+        run("0.1", "2", acc=0.8),
+        run("1", "1", "failed"),
+        run("0.01", "1", acc=0.95),
+        run("0.01", "2", "failed"),
+    ]
     keys = swept_keys(runs)
     assert keys == ["optimizer.lr", "seed"]
     rows = group_runs(runs, keys)
@@ -299,15 +312,19 @@ def test_a_machines_local_config_is_picked_up_by_every_run(tmp_path, tiny_data):
     local = Path(str(importlib.resources.files("mnistx.conf") / "local" / "default.yaml"))
     if local.exists():
         pytest.skip("this machine has its own conf/local/default.yaml; the test leaves it be")
-    local.write_text(f"# @package _global_\ndata:\n  data_dir: {tiny_data}\n"
-                     "slurm:\n  partition: gpu-long\n  account: lab42\n")
+    local.write_text(
+        f"# @package _global_\ndata:\n  data_dir: {tiny_data}\n"
+        "slurm:\n  partition: gpu-long\n  account: lab42\n"
+    )
     try:
         cfg = _hydra_cfg("hydra/launcher=slurm")
         assert cfg.data.data_dir == str(tiny_data)
         assert cfg.hydra.launcher.partition == "gpu-long"
         assert cfg.hydra.launcher.account == "lab42"
-        assert _hydra_cfg("slurm.partition=cpu", "hydra/launcher=slurm").hydra.launcher.partition \
+        assert (
+            _hydra_cfg("slurm.partition=cpu", "hydra/launcher=slurm").hydra.launcher.partition
             == "cpu"
+        )
         # A real run finds its data through it, with no data.data_dir on the command line.
         run_cli(tmp_path, *ONE_EPOCH, f"hydra.run.dir={tmp_path / 'run'}")
         assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "ok"

@@ -98,10 +98,14 @@ def test_test_metrics_come_from_the_best_checkpoint(make_cfg, tmp_path):
 def test_last_checkpoint_is_the_final_epoch_and_test_checkpoint_last_tests_it(make_cfg, tmp_path):
     # mode=min keeps the *worst* epoch as best.ckpt, so best and last surely differ (and the
     # final epochs do not improve what best.ckpt monitors: last.ckpt must follow regardless).
-    metrics = train(make_cfg(
-        "trainer.max_epochs=3", "seed=0", "test_checkpoint=last",
-        "callbacks.model_checkpoint.mode=min",
-    ))
+    metrics = train(
+        make_cfg(
+            "trainer.max_epochs=3",
+            "seed=0",
+            "test_checkpoint=last",
+            "callbacks.model_checkpoint.mode=min",
+        )
+    )
     best, last = (tmp_path / "run" / "checkpoints" / f"{n}.ckpt" for n in ("best", "last"))
     epochs = [torch.load(c, weights_only=True)["epoch"] for c in (best, last)]
     assert epochs == [0, 2]  # counted from 0
@@ -138,10 +142,13 @@ def test_onecycle_steps_per_batch(make_cfg, tmp_path):
 
 
 def test_without_checkpointing_tests_the_final_weights(make_cfg, tmp_path):
-    metrics = train(make_cfg(
-        "~callbacks.model_checkpoint", "~callbacks.last_checkpoint",
-        "+trainer.enable_checkpointing=false",
-    ))
+    metrics = train(
+        make_cfg(
+            "~callbacks.model_checkpoint",
+            "~callbacks.last_checkpoint",
+            "+trainer.enable_checkpointing=false",
+        )
+    )
     assert metrics["status"] == "ok" and metrics["best_checkpoint"] is None
     assert metrics["test/acc"] is not None and not (tmp_path / "run" / "checkpoints").exists()
 
@@ -231,8 +238,12 @@ class _OptimizerSpy(L.Callback):
         (["optimizer=sgd_momentum"], True),
         (["optimizer=rmsprop"], None),  # torch has no fused RMSprop
         pytest.param(
-            ["trainer.accelerator=gpu", "trainer.precision=16-mixed",
-             "+trainer.gradient_clip_val=0.5"], False,
+            [
+                "trainer.accelerator=gpu",
+                "trainer.precision=16-mixed",
+                "+trainer.gradient_clip_val=0.5",
+            ],
+            False,
             marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
         ),
     ],

@@ -20,12 +20,25 @@ from mnistx.errors import UnavailableError, UserError
 
 log = logging.getLogger("mnistx")
 # Config groups whose files give each key's kind; the root keys come from train.yaml.
-GROUPS = ("data", "model", "optimizer", "scheduler", "loss", "augment", "trainer", "callbacks",
-          "logger")
+GROUPS = (
+    "data",
+    "model",
+    "optimizer",
+    "scheduler",
+    "loss",
+    "augment",
+    "trainer",
+    "callbacks",
+    "logger",
+)
 # Keys that take several kinds (Lightning: devices=2|auto|[0,1], precision=16|bf16-mixed;
 # torch.compile: true or its arguments).
-ANY_KIND = {"trainer.devices": {"int", "str", "list"}, "trainer.precision": {"int", "str"},
-            "model.compile": {"bool", "dict"}, "trainer.deterministic": {"bool", "str"}}
+ANY_KIND = {
+    "trainer.devices": {"int", "str", "list"},
+    "trainer.precision": {"int", "str"},
+    "model.compile": {"bool", "dict"},
+    "trainer.deterministic": {"bool", "str"},
+}
 # Below this many validation images, val/acc (and so the best checkpoint) is mostly noise.
 MIN_VAL_SIZE = 100
 
@@ -73,8 +86,7 @@ def default_values() -> dict[str, list[Any]]:
         names = sorted(f.name for f in (conf / group).iterdir() if f.name.endswith(".yaml"))
         names.sort(key=lambda name: name != f"{chosen.get(group)}.yaml")
         for name in names:
-            _leaves(OmegaConf.to_container(OmegaConf.load(str(conf / group / name))), group,
-                    found)
+            _leaves(OmegaConf.to_container(OmegaConf.load(str(conf / group / name))), group, found)
     return found
 
 
@@ -82,8 +94,14 @@ def _show(value: Any) -> str:
     return json.dumps(value) if isinstance(value, bool | None) else str(value).replace(" ", "")
 
 
-_WHAT = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a name",
-         "list": "a list", "dict": "a mapping"}
+_WHAT = {
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "str": "a name",
+    "list": "a list",
+    "dict": "a mapping",
+}
 
 
 def _accepts(kinds: set[str], value: Any) -> bool:
@@ -131,8 +149,16 @@ def check_kinds(cfg: DictConfig) -> None:
             walk(node, section)
 
 
-def _in_range(value: Any, key: str, low: float, high: float | None, what: str,
-              example: str, integer: bool = False, closed_high: bool = False) -> None:
+def _in_range(
+    value: Any,
+    key: str,
+    low: float,
+    high: float | None,
+    what: str,
+    example: str,
+    integer: bool = False,
+    closed_high: bool = False,
+) -> None:
     """`low <= value < high` (or `<= high`), else one line saying what the key means."""
     ok = isinstance(value, int if integer else int | float) and not isinstance(value, bool)
     ok = ok and value >= low and (high is None or value < high or (closed_high and value == high))
@@ -148,25 +174,39 @@ def _positive(value, key: str, example: str) -> None:
 def check_config(cfg: DictConfig) -> None:
     """Raise UserError for values that would fail late or silently train nonsense."""
     check_kinds(cfg)
-    _in_range(cfg.get("seed"), "seed", 0, 2**32 - 1, "an integer from 0 to 4294967295 (it "
-              "seeds the weights, the validation split and the batch order)", "42",
-              integer=True, closed_high=True)
+    _in_range(
+        cfg.get("seed"),
+        "seed",
+        0,
+        2**32 - 1,
+        "an integer from 0 to 4294967295 (it "
+        "seeds the weights, the validation split and the batch order)",
+        "42",
+        integer=True,
+        closed_high=True,
+    )
     _positive(cfg.optimizer.get("lr"), "optimizer.lr", "1e-3")
     for key, example in (("weight_decay", "1e-4"), ("momentum", "0.9"), ("eps", "1e-8")):
         if cfg.optimizer.get(key) is not None:
             _in_range(cfg.optimizer[key], f"optimizer.{key}", 0, None, "a number >= 0", example)
     smoothing = cfg.loss.get("label_smoothing")
     if smoothing is not None:
-        _in_range(smoothing, "loss.label_smoothing", 0, 1, "in [0, 1): the share of the target "
-                  "spread over the other classes", "0.1")
+        _in_range(
+            smoothing,
+            "loss.label_smoothing",
+            0,
+            1,
+            "in [0, 1): the share of the target spread over the other classes",
+            "0.1",
+        )
     dropout = cfg.model.get("dropout")
     if dropout is not None:
-        _in_range(dropout, "model.dropout", 0, 1, "in [0, 1): the share of units dropped",
-                  "0.2")
+        _in_range(dropout, "model.dropout", 0, 1, "in [0, 1): the share of units dropped", "0.2")
     for key in ("kernel_size", "fc_hidden"):
         if cfg.model.get(key) is not None and not (key == "fc_hidden" and cfg.model[key] == 0):
-            _in_range(cfg.model[key], f"model.{key}", 1, None, "a positive integer", "5",
-                      integer=True)
+            _in_range(
+                cfg.model[key], f"model.{key}", 1, None, "a positive integer", "5", integer=True
+            )
     _check_trainer(cfg.trainer)
     fused = cfg.optimizer.get("fused")
     if fused is not None and not isinstance(fused, bool):
@@ -191,7 +231,9 @@ def check_config(cfg: DictConfig) -> None:
             "data.val_size=%d: with so few validation images val/acc moves in steps of "
             "%.1f%%, so val/acc_best and the best checkpoint are mostly noise. %d or more "
             "(e.g. the default 5000) give a usable validation score.",
-            val_size, 100 / val_size, MIN_VAL_SIZE,
+            val_size,
+            100 / val_size,
+            MIN_VAL_SIZE,
         )
     epochs = cfg.trainer.get("max_epochs")
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
@@ -211,17 +253,43 @@ def check_config(cfg: DictConfig) -> None:
             "highest val/acc) or last (the final weights). Example: test_checkpoint=last"
         )
     if cfg.get("threads") is not None:
-        _in_range(cfg.threads, "threads", 1, None, "a positive integer (torch threads), or null "
-                  "for one per core", "2", integer=True)
+        _in_range(
+            cfg.threads,
+            "threads",
+            1,
+            None,
+            "a positive integer (torch threads), or null for one per core",
+            "2",
+            integer=True,
+        )
     if cfg.get("target_acc") is not None:
-        _in_range(cfg.target_acc, "target_acc", 1e-300, 1, "an accuracy in (0, 1], or null to "
-                  "train for trainer.max_epochs", "0.99", closed_high=True)
-    _in_range(cfg.data.get("std"), "data.std", 1e-300, None, "a positive number (pixels are "
-              "divided by it)", "0.3081")
+        _in_range(
+            cfg.target_acc,
+            "target_acc",
+            1e-300,
+            1,
+            "an accuracy in (0, 1], or null to train for trainer.max_epochs",
+            "0.99",
+            closed_high=True,
+        )
+    _in_range(
+        cfg.data.get("std"),
+        "data.std",
+        1e-300,
+        None,
+        "a positive number (pixels are divided by it)",
+        "0.3081",
+    )
     for key, low in (("image_size", 1), ("channels", 1), ("num_classes", 2)):
-        _in_range(cfg.data.get(key), f"data.{key}", low, None, f"an integer >= {low}, as the "
-                  "dataset's files have it", {"image_size": "28", "channels": "1",
-                                              "num_classes": "10"}[key], integer=True)
+        _in_range(
+            cfg.data.get(key),
+            f"data.{key}",
+            low,
+            None,
+            f"an integer >= {low}, as the dataset's files have it",
+            {"image_size": "28", "channels": "1", "num_classes": "10"}[key],
+            integer=True,
+        )
     _check_callbacks(cfg.get("callbacks") or {})
     _check_scheduler(cfg)
 
@@ -241,8 +309,9 @@ def _check_scheduler(cfg: DictConfig) -> None:
     sched = (cfg.get("scheduler") or {}).get("scheduler") or {}
     for key, low, high, what, example, integer in _SCHEDULER_RANGES:
         if sched.get(key) is not None:
-            _in_range(sched[key], f"scheduler.scheduler.{key}", low, high, what, example,
-                      integer=integer)
+            _in_range(
+                sched[key], f"scheduler.scheduler.{key}", low, high, what, example, integer=integer
+            )
     interval = (cfg.get("scheduler") or {}).get("interval")
     if sched and interval not in ("epoch", "step"):
         raise UserError(
@@ -252,35 +321,67 @@ def _check_scheduler(cfg: DictConfig) -> None:
 
 
 def _check_callbacks(callbacks: DictConfig) -> None:
-    for name, key, low, example in (("progress_bar", "every_n_batches", 1, "10"),
-                                    ("progress_bar", "refresh_rate", 0, "4"),
-                                    ("pictures", "n_images", 1, "32"),
-                                    ("pictures", "val_images", 1, "1000"),
-                                    ("model_checkpoint", "save_top_k", -1, "1")):
+    for name, key, low, example in (
+        ("progress_bar", "every_n_batches", 1, "10"),
+        ("progress_bar", "refresh_rate", 0, "4"),
+        ("pictures", "n_images", 1, "32"),
+        ("pictures", "val_images", 1, "1000"),
+        ("model_checkpoint", "save_top_k", -1, "1"),
+    ):
         node = callbacks.get(name)
         if node and node.get(key) is not None:
-            _in_range(node[key], f"callbacks.{name}.{key}", low, None,
-                      f"an integer >= {low}", example, integer=True)
+            _in_range(
+                node[key],
+                f"callbacks.{name}.{key}",
+                low,
+                None,
+                f"an integer >= {low}",
+                example,
+                integer=True,
+            )
 
 
 def _check_trainer(trainer: DictConfig) -> None:
     """The Trainer arguments a user sets most (Lightning's own errors for these are
     tracebacks, some only after the data is loaded)."""
-    for key, example in (("accumulate_grad_batches", "4"), ("check_val_every_n_epoch", "1"),
-                         ("log_every_n_steps", "50")):
+    for key, example in (
+        ("accumulate_grad_batches", "4"),
+        ("check_val_every_n_epoch", "1"),
+        ("log_every_n_steps", "50"),
+    ):
         if trainer.get(key) is not None:
-            _in_range(trainer[key], f"trainer.{key}", 1, None, "a positive integer", example,
-                      integer=True)
+            _in_range(
+                trainer[key], f"trainer.{key}", 1, None, "a positive integer", example, integer=True
+            )
     if trainer.get("num_sanity_val_steps") is not None and trainer.num_sanity_val_steps != -1:
-        _in_range(trainer.num_sanity_val_steps, "trainer.num_sanity_val_steps", 0, None,
-                  "an integer >= 0 (or -1: the whole validation set)", "2", integer=True)
+        _in_range(
+            trainer.num_sanity_val_steps,
+            "trainer.num_sanity_val_steps",
+            0,
+            None,
+            "an integer >= 0 (or -1: the whole validation set)",
+            "2",
+            integer=True,
+        )
     if trainer.get("gradient_clip_val") is not None:
-        _in_range(trainer.gradient_clip_val, "trainer.gradient_clip_val", 0, None,
-                  "a number >= 0 (0 turns clipping off)", "1.0")
+        _in_range(
+            trainer.gradient_clip_val,
+            "trainer.gradient_clip_val",
+            0,
+            None,
+            "a number >= 0 (0 turns clipping off)",
+            "1.0",
+        )
     interval = trainer.get("val_check_interval")
     if interval is not None:
-        _in_range(interval, "trainer.val_check_interval", 0, None, "a number of training "
-                  "batches (an integer), or a fraction of an epoch in (0, 1]", "0.5")
+        _in_range(
+            interval,
+            "trainer.val_check_interval",
+            0,
+            None,
+            "a number of training batches (an integer), or a fraction of an epoch in (0, 1]",
+            "0.5",
+        )
         if isinstance(interval, float) and not 0 < interval <= 1:
             raise UserError(
                 f"trainer.val_check_interval={interval} must be a fraction of an epoch in "
@@ -288,8 +389,12 @@ def _check_trainer(trainer: DictConfig) -> None:
             )
     for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
         value = trainer.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
-                                  or value < 0 or (isinstance(value, float) and value > 1)):
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or value < 0
+            or (isinstance(value, float) and value > 1)
+        ):
             raise UserError(
                 f"trainer.{key}={_show(value)} must be a number of batches (an integer >= 0) or "
                 f"a fraction of them in [0, 1]. Example: +trainer.{key}=0.25"

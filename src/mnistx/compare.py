@@ -44,8 +44,11 @@ def _load_run(path: Path) -> dict[str, Any]:
             if not isinstance(run, dict):
                 raise ValueError("not a JSON object")
         except (OSError, ValueError) as e:
-            log.warning("Skipping %s: it cannot be read (%s); the report lists the job as "
-                        "unreadable.", metrics_file, e)
+            log.warning(
+                "Skipping %s: it cannot be read (%s); the report lists the job as unreadable.",
+                metrics_file,
+                e,
+            )
             run = {"status": "unreadable", "reason": f"metrics.json cannot be read ({e})"}
     if run is None:  # started, never finished (killed, out of memory, cluster time limit)
         run = {
@@ -77,14 +80,16 @@ def _not_started(sweep_dir: Path, runs: Sequence[dict[str, Any]]) -> list[dict[s
     for overrides in grid or []:
         swept = swept_values(overrides, keys)
         if not any(all(v.get(k) == x for k, x in swept.items()) for v in seen):
-            missing.append({
-                "status": "not started",
-                "reason": "the sweep ended before this job started",
-                "overrides": overrides,
-                "swept": swept,
-                "values": parse_overrides(overrides),
-                "dir": None,
-            })
+            missing.append(
+                {
+                    "status": "not started",
+                    "reason": "the sweep ended before this job started",
+                    "overrides": overrides,
+                    "swept": swept,
+                    "values": parse_overrides(overrides),
+                    "dir": None,
+                }
+            )
             seen.append(swept)
     return missing
 
@@ -95,13 +100,16 @@ def load_runs(dirs: Sequence[str | Path]) -> list[dict[str, Any]]:
     runs = []
     for d in map(Path, dirs):
         if not d.is_dir():
-            raise UserError(f"{d} is not a folder. Pass a sweep folder such as outputs/multirun/"
-                            "2026-01-31/12-00-00 (or a single run's folder).")
+            raise UserError(
+                f"{d} is not a folder. Pass a sweep folder such as outputs/multirun/"
+                "2026-01-31/12-00-00 (or a single run's folder)."
+            )
         if (d / "metrics.json").exists():
             runs.append(_load_run(d))
             continue
         found = [
-            _load_run(sub) for sub in sorted(p for p in d.iterdir() if p.is_dir())
+            _load_run(sub)
+            for sub in sorted(p for p in d.iterdir() if p.is_dir())
             if (sub / "metrics.json").exists() or (sub / ".hydra").is_dir()
         ]
         if (d / SWEEP_CONFIG).exists():
@@ -200,8 +208,19 @@ def write_reports(rows: list[dict[str, Any]], params: Sequence[str], out: Path) 
         lines.append("| " + " | ".join(cells) + " |")
     write_text(out / "comparison.md", "\n".join(lines) + "\n")
 
-    columns = [*params, "val/acc_best", "val/acc_best std", "test/acc", "test/acc std",
-               "best_epoch", "seconds_per_epoch", "params", "seeds", "status", "reason"]
+    columns = [
+        *params,
+        "val/acc_best",
+        "val/acc_best std",
+        "test/acc",
+        "test/acc std",
+        "best_epoch",
+        "seconds_per_epoch",
+        "params",
+        "seeds",
+        "status",
+        "reason",
+    ]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(columns)
@@ -235,8 +254,7 @@ def compare(dirs: Sequence[str | Path], out: str | Path | None = None) -> list[d
     plots += plot_final_accuracy(rows, params, out)
     print_table(rows, params, f"mnistx comparison: {len(runs)} runs, {len(rows)} settings")
     Console().print(
-        f"Written to {out}: comparison.md, comparison.csv, "
-        + ", ".join(p.name for p in plots if p)
+        f"Written to {out}: comparison.md, comparison.csv, " + ", ".join(p.name for p in plots if p)
     )
     return rows
 

@@ -58,8 +58,11 @@ class MNISTDataModule(L.LightningDataModule):
         """All four files present, whole and consistent (called before training starts), and
         the shape facts the models are built from (data.image_size, data.channels) true."""
         raw = ensure_raw_files(self.dataset_cls, self.data_dir, self.num_classes)
-        images = next(raw / gz.removesuffix(".gz") for gz, _ in self.dataset_cls.resources
-                      if gz.startswith("train-images"))
+        images = next(
+            raw / gz.removesuffix(".gz")
+            for gz, _ in self.dataset_cls.resources
+            if gz.startswith("train-images")
+        )
         _, height, width = check_idx(images)
         if (self.image_size, self.image_size) != (height, width) or self.channels != 1:
             raise UserError(
@@ -73,8 +76,9 @@ class MNISTDataModule(L.LightningDataModule):
         same files and constants, so the jobs of a multirun (one process with Hydra's basic
         launcher) share one decode and one copy. Callers must not change it in place."""
         raw = Path(self.data_dir) / self.dataset_cls.__name__ / "raw"
-        files = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns)
-                      for p in sorted(raw.glob("*-ubyte")))
+        files = tuple(
+            (p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(raw.glob("*-ubyte"))
+        )
         key = (self.dataset_cls, os.path.realpath(self.data_dir), self.mean, self.std, files)
         if _decoded.get("key") != key:
             _decoded.clear()
@@ -106,8 +110,11 @@ class MNISTDataModule(L.LightningDataModule):
                 f"({n - self.val_size} images). Use a smaller data.batch_size or data.val_size."
             )
         val_idx, train_idx = self._split(n)
-        self.splits = {"train": Split(x, y, train_idx), "val": Split(x, y, val_idx),
-                       "test": Split(*self._load(train=False))}
+        self.splits = {
+            "train": Split(x, y, train_idx),
+            "val": Split(x, y, val_idx),
+            "test": Split(*self._load(train=False)),
+        }
         if self.trainer is not None:
             check_val_interval(self.trainer.val_check_interval, self._train_batches())
         device = self.trainer.strategy.root_device if self.trainer is not None else None

@@ -87,8 +87,11 @@ def per_class(probs, targets, names: Sequence[str]) -> tuple[list[dict[str, Any]
     }
     support = targets.bincount(minlength=n)
     rows = [
-        {"class": names[c], **{k: float(v[c]) for k, v in scores.items()},
-         "support": int(support[c])}
+        {
+            "class": names[c],
+            **{k: float(v[c]) for k, v in scores.items()},
+            "support": int(support[c]),
+        }
         for c in range(n)
     ]
     confmat = multiclass_confusion_matrix(preds, targets, num_classes=n)
@@ -145,9 +148,14 @@ def evaluate(
     figures.save(figures.confusion_figure(confmat, names), out_dir / "confusion_matrix.png")
     wrong = most_confident_mistakes(probs, y, 32)
     if len(wrong):
-        fig = figures.image_grid(x[wrong].cpu(), captions(probs, y, wrong),
-                                 [True] * len(wrong), datamodule.mean, datamodule.std,
-                                 "Most confidently wrong test images")
+        fig = figures.image_grid(
+            x[wrong].cpu(),
+            captions(probs, y, wrong),
+            [True] * len(wrong),
+            datamodule.mean,
+            datamodule.std,
+            "Most confidently wrong test images",
+        )
         figures.save(fig, out_dir / "misclassified.png")
 
     report = {
@@ -178,8 +186,13 @@ def print_report(report: dict[str, Any], out_dir: Path) -> None:
     for col in ("class", "precision", "recall", "F1", "support"):
         table.add_column(col, justify="left" if col == "class" else "right")
     for r in report["per_class"]:
-        table.add_row(r["class"], f"{r['precision']:.3f}", f"{r['recall']:.3f}",
-                      f"{r['f1']:.3f}", f"{r['support']:,}")
+        table.add_row(
+            r["class"],
+            f"{r['precision']:.3f}",
+            f"{r['recall']:.3f}",
+            f"{r['f1']:.3f}",
+            f"{r['support']:,}",
+        )
     console.print(table)
     if report["most_confused"]:
         console.print("Most confused (true -> predicted):")

@@ -73,11 +73,15 @@ def image_grid(
     small = font(12)
     for i, (left, top, right, _) in enumerate(grid_boxes(n, cols, h, w)):
         red = wrong is not None and wrong[i]
-        draw.text(((left + right) / 2, top - 3), str(titles[i]), fill=RED if red else BLACK,
-                  font=small, anchor="md")
+        draw.text(
+            ((left + right) / 2, top - 3),
+            str(titles[i]),
+            fill=RED if red else BLACK,
+            font=small,
+            anchor="md",
+        )
     if title:
-        draw.text((image.width / 2, TITLE / 2 + 2), title, fill=BLACK, font=font(15),
-                  anchor="mm")
+        draw.text((image.width / 2, TITLE / 2 + 2), title, fill=BLACK, font=font(15), anchor="mm")
     return image
 
 
@@ -112,22 +116,34 @@ def confusion_figure(confmat: torch.Tensor, class_names: Sequence[str]) -> Image
     width, height = bar_x + 20 + 45, top + k * cell + bottom_room
     img = Image.new("RGB", (width, height), WHITE)
     draw = ImageDraw.Draw(img)
-    draw.text((left + k * cell / 2, top / 2), "Confusion matrix (fraction of each true class)",
-              fill=BLACK, font=font(15), anchor="mm")
+    draw.text(
+        (left + k * cell / 2, top / 2),
+        "Confusion matrix (fraction of each true class)",
+        fill=BLACK,
+        font=font(15),
+        anchor="mm",
+    )
     for t in range(k):
         for p in range(k):
             v = normalised[t][p]
             x0, y0 = left + p * cell, top + t * cell
             draw.rectangle((x0, y0, x0 + cell - 1, y0 + cell - 1), fill=_blues(v))
-            draw.text((x0 + cell / 2, y0 + cell / 2), f"{v:.2f}", font=cell_font, anchor="mm",
-                      fill=WHITE if v > 0.5 else BLACK)
+            draw.text(
+                (x0 + cell / 2, y0 + cell / 2),
+                f"{v:.2f}",
+                font=cell_font,
+                anchor="mm",
+                fill=WHITE if v > 0.5 else BLACK,
+            )
     for i, name in enumerate(labels):  # true classes left of the rows, predicted below
-        draw.text((left - 6, top + i * cell + cell / 2), name, fill=BLACK, font=label_font,
-                  anchor="rm")
+        draw.text(
+            (left - 6, top + i * cell + cell / 2), name, fill=BLACK, font=label_font, anchor="rm"
+        )
         rotated = _vertical_text(name, 13)
         img.paste(rotated, (left + i * cell + (cell - rotated.width) // 2, top + k * cell + 6))
-    draw.text((left + k * cell / 2, height - 14), "predicted", fill=BLACK, font=font(14),
-              anchor="mm")
+    draw.text(
+        (left + k * cell / 2, height - 14), "predicted", fill=BLACK, font=font(14), anchor="mm"
+    )
     axis = _vertical_text("true", 14)
     img.paste(axis, (6, top + (k * cell - axis.height) // 2))
     span = k * cell
@@ -146,8 +162,9 @@ def _nice_step(span: float, count: int) -> float:
     return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
 
 
-def _panel(img: Image.Image, box: tuple[int, int, int, int], series: dict[str, list[float]],
-           ylabel: str) -> None:
+def _panel(
+    img: Image.Image, box: tuple[int, int, int, int], series: dict[str, list[float]], ylabel: str
+) -> None:
     """One line chart (epochs on x) drawn into `box` of the image: axes, ticks, grid, the
     series with markers, a legend."""
     draw = ImageDraw.Draw(img)
@@ -203,8 +220,11 @@ def curves_figure(history: dict[str, list[float]]) -> Image.Image:
     """Accuracy and loss per epoch, train and validation, side by side."""
     img = Image.new("RGB", (1000, 400), WHITE)
     for i, (name, label) in enumerate((("acc", "accuracy"), ("loss", "loss"))):
-        series = {split: list(history[f"{split}/{name}"]) for split in ("train", "val")
-                  if history.get(f"{split}/{name}")}
+        series = {
+            split: list(history[f"{split}/{name}"])
+            for split in ("train", "val")
+            if history.get(f"{split}/{name}")
+        }
         if series:
             _panel(img, (i * 500, 0, (i + 1) * 500, 400), series, label)
     return img

@@ -23,9 +23,7 @@ def predict_probs(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> 
     return torch.cat(parts) if parts else torch.empty(0)
 
 
-def most_confident_mistakes(
-    probs: torch.Tensor, targets: torch.Tensor, k: int
-) -> torch.Tensor:
+def most_confident_mistakes(probs: torch.Tensor, targets: torch.Tensor, k: int) -> torch.Tensor:
     """Indices of up to k wrong predictions, the most confident first."""
     confidence, preds = probs.max(1)
     wrong = (preds != targets.cpu()).nonzero().flatten()

@@ -108,8 +108,9 @@ class ClassifierModule(L.LightningModule):
             # On the CPU the check is free; on a GPU it would sync every step, so there the
             # epoch-end check below catches it.
             if loss.device.type == "cpu" and not torch.isfinite(loss):
-                self._diverged(loss, f"at step {len(self._epoch_outputs)} of epoch "
-                               f"{self.current_epoch + 1}")
+                self._diverged(
+                    loss, f"at step {len(self._epoch_outputs)} of epoch {self.current_epoch + 1}"
+                )
         else:
             getattr(self, f"{split}_loss").update(loss, len(y))
             getattr(self, f"{split}_acc").update(logits.argmax(1), y)
@@ -206,8 +207,9 @@ class ClassifierModule(L.LightningModule):
             for key, value in fresh.items():
                 setattr(scheduler, key, value)
             if hasattr(scheduler, "_get_closed_form_lr"):  # cosine: its step is relative
-                for group, lr in zip(scheduler.optimizer.param_groups,
-                                     scheduler._get_closed_form_lr(), strict=True):
+                for group, lr in zip(
+                    scheduler.optimizer.param_groups, scheduler._get_closed_form_lr(), strict=True
+                ):
                     group["lr"] = lr
                 scheduler._last_lr = [g["lr"] for g in scheduler.optimizer.param_groups]
 
@@ -237,8 +239,9 @@ class ClassifierModule(L.LightningModule):
         ):
             kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
         scheduler = make(optimizer, **kwargs)
-        self._horizons = [{k: copy.deepcopy(getattr(scheduler, k)) for k in _HORIZON
-                           if hasattr(scheduler, k)}]
+        self._horizons = [
+            {k: copy.deepcopy(getattr(scheduler, k)) for k in _HORIZON if hasattr(scheduler, k)}
+        ]
         return {
             "optimizer": optimizer,
             "lr_scheduler": {

@@ -45,8 +45,9 @@ class Pictures(L.Callback):
         if writer is not None:
             from tensorboard.compat.proto.summary_pb2 import Summary
 
-            encoded = Summary.Image(height=image.height, width=image.width, colorspace=3,
-                                    encoded_image_string=png)
+            encoded = Summary.Image(
+                height=image.height, width=image.width, colorspace=3, encoded_image_string=png
+            )
             summary = Summary(value=[Summary.Value(tag=tag, image=encoded)])
             writer._get_file_writer().add_summary(summary, global_step=step)
 
@@ -63,8 +64,9 @@ class Pictures(L.Callback):
         dm.setup("fit")
         x, y = dm.splits["train"].rows(slice(0, self.n))
         idx = torch.arange(len(x))
-        self._emit(trainer, self._grid(dm, x, y, idx, title="Training images"), "samples",
-                   "samples.png", 0)
+        self._emit(
+            trainer, self._grid(dm, x, y, idx, title="Training images"), "samples", "samples.png", 0
+        )
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -79,14 +81,26 @@ class Pictures(L.Callback):
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if getattr(pl_module, "history", None):
-            self._emit(trainer, figures.curves_figure(pl_module.history), "curves",
-                       "curves.png", trainer.current_epoch)
+            self._emit(
+                trainer,
+                figures.curves_figure(pl_module.history),
+                "curves",
+                "curves.png",
+                trainer.current_epoch,
+            )
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._test_probs: list[torch.Tensor] = []
 
-    def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
-                          batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+    def on_test_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         """Keep the test step's predictions (in order on one device; DDP ranks see shards)."""
         if trainer.world_size == 1 and isinstance(outputs, torch.Tensor):
             self._test_probs.append(outputs.float().softmax(1).cpu())
@@ -103,13 +117,23 @@ class Pictures(L.Callback):
             probs = predict_probs(pl_module, x)
         step = trainer.current_epoch
         first = torch.arange(min(self.n, len(x)))
-        self._emit(trainer, self._grid(dm, x, y, first, probs, "Test predictions"),
-                   "test/predictions", "predictions.png", step)
+        self._emit(
+            trainer,
+            self._grid(dm, x, y, first, probs, "Test predictions"),
+            "test/predictions",
+            "predictions.png",
+            step,
+        )
         wrong = most_confident_mistakes(probs, y, self.n)
         if len(wrong):
             fig = self._grid(dm, x, y, wrong, probs, "Most confidently wrong test images")
             self._emit(trainer, fig, "test/misclassified", "misclassified.png", step)
         confmat = multiclass_confusion_matrix(probs.argmax(1), y, num_classes=probs.shape[1])
         names = dm.classes or [str(i) for i in range(probs.shape[1])]
-        self._emit(trainer, figures.confusion_figure(confmat, names), "test/confusion_matrix",
-                   "confusion_matrix.png", step)
+        self._emit(
+            trainer,
+            figures.confusion_figure(confmat, names),
+            "test/confusion_matrix",
+            "confusion_matrix.png",
+            step,
+        )

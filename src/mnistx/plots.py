@@ -25,8 +25,13 @@ def plot_curves(runs: Sequence[dict[str, Any]], keys: Sequence[str], path: Path)
         return None
     fig, ax = plt.subplots(figsize=(8, 5))
     for run, curve in curves:
-        ax.plot(range(1, len(curve) + 1), [100 * v for v in curve], marker="o", ms=3,
-                label=run_label(run, keys))
+        ax.plot(
+            range(1, len(curve) + 1),
+            [100 * v for v in curve],
+            marker="o",
+            ms=3,
+            label=run_label(run, keys),
+        )
     ax.set_xlabel("epoch")
     ax.set_ylabel("val/acc (%)")
     ax.set_title("Validation accuracy of every run")
@@ -65,8 +70,14 @@ def plot_final_accuracy(
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for label, points in sorted(lines.items()):
             points.sort()
-            ax.errorbar([p[0] for p in points], [p[1] for p in points],
-                        yerr=[p[2] for p in points], marker="o", capsize=3, label=label)
+            ax.errorbar(
+                [p[0] for p in points],
+                [p[1] for p in points],
+                yerr=[p[2] for p in points],
+                marker="o",
+                capsize=3,
+                label=label,
+            )
         positive = min(xs) > 0
         if positive and (key.endswith("lr") or max(xs) / min(xs) >= 100):
             ax.set_xscale("log")

@@ -91,18 +91,28 @@ def predict(
         probs = predict_probs(module, x)
         for path, p in zip(used, probs, strict=True):
             top = p.topk(3)
-            results.append({
-                "image": str(path),
-                "prediction": int(top.indices[0]),
-                "top3": [{"class": int(c), "probability": round(float(v), 4)}
-                         for v, c in zip(top.values, top.indices, strict=True)],
-            })
+            results.append(
+                {
+                    "image": str(path),
+                    "prediction": int(top.indices[0]),
+                    "top3": [
+                        {"class": int(c), "probability": round(float(v), 4)}
+                        for v, c in zip(top.values, top.indices, strict=True)
+                    ],
+                }
+            )
         if show:
             from mnistx import figures
 
             titles = [f"{r['prediction']} ({r['top3'][0]['probability']:.2f})" for r in results]
-            fig = figures.image_grid(x, titles, None, data.mean, data.std,
-                                     "Inputs as the model saw them: prediction (probability)")
+            fig = figures.image_grid(
+                x,
+                titles,
+                None,
+                data.mean,
+                data.std,
+                "Inputs as the model saw them: prediction (probability)",
+            )
             figures.save(fig, Path(show))
     return results, errors
 
@@ -113,8 +123,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Predict the digit in each image with a trained run's model.",
         epilog="Example: python -m mnistx.predict run=outputs/2026-11-23/14-02-11 images=digits/",
     )
-    parser.add_argument("settings", nargs="*",
-                        help="run=<folder> or ckpt=<file>, and images=<file, folder or glob>")
+    parser.add_argument(
+        "settings", nargs="*", help="run=<folder> or ckpt=<file>, and images=<file, folder or glob>"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a list")
     parser.add_argument("--show", metavar="PNG", help="write a sheet of the model's inputs")
     args = parser.parse_args(argv)

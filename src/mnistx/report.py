@@ -71,14 +71,21 @@ def print_summary(metrics: dict[str, Any], console: Console | None = None) -> No
         ),
         *(
             [("compile time", f"{metrics['compile_seconds']:.1f} s (not in training time)")]
-            if metrics.get("compile_seconds") is not None else []
+            if metrics.get("compile_seconds") is not None
+            else []
         ),
         ("parameters", _fmt(metrics.get("params"))),
         *(
-            [("time to target", f"{metrics['seconds_to_target']:.1f} s to val/acc >= "
-              f"{metrics['target_acc']}" if metrics["reached_target"]
-              else f"not reached ({metrics['target_acc']})")]
-            if "target_acc" in metrics else []
+            [
+                (
+                    "time to target",
+                    f"{metrics['seconds_to_target']:.1f} s to val/acc >= {metrics['target_acc']}"
+                    if metrics["reached_target"]
+                    else f"not reached ({metrics['target_acc']})",
+                )
+            ]
+            if "target_acc" in metrics
+            else []
         ),
         ("outputs", str(metrics.get("output_dir"))),
     ]

@@ -126,8 +126,9 @@ def run_dir(resume: str | None, ckpt_path: str | None, new: str) -> str:
     return unique_dir(new)
 
 
-def config_subdir(resume: str | None, ckpt_path: str | None, stamp: str,
-                  output_dir: str | None = None) -> str:
+def config_subdir(
+    resume: str | None, ckpt_path: str | None, stamp: str, output_dir: str | None = None
+) -> str:
     """Where Hydra saves the composed config: a resume, and a job SLURM requeued into the
     folder it had (`reclaim`), keep the run's original .hydra/."""
     again = output_dir is not None and os.path.abspath(output_dir) in _reclaimed
@@ -151,8 +152,12 @@ def register_resolvers() -> None:
     """
     from mnistx.sweep import job_dirname
 
-    for name, fn in (("unique_dir", unique_dir), ("job_dirname", job_dirname),
-                     ("run_dir", run_dir), ("config_subdir", config_subdir)):
+    for name, fn in (
+        ("unique_dir", unique_dir),
+        ("job_dirname", job_dirname),
+        ("run_dir", run_dir),
+        ("config_subdir", config_subdir),
+    ):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn, use_cache=True)
 
@@ -326,13 +331,19 @@ def _keep_finished(folder: Path, record: dict[str, Any]) -> dict[str, Any]:
 
 
 def record_failure(folder: Path, run: RunInfo, reason: str, status: str = "failed") -> None:
-    write_metrics(folder, _keep_finished(folder, {
-        "status": status,
-        "reason": reason,
-        "overrides": run.overrides,
-        "swept": run.swept,
-        "output_dir": str(folder),
-    }))
+    write_metrics(
+        folder,
+        _keep_finished(
+            folder,
+            {
+                "status": status,
+                "reason": reason,
+                "overrides": run.overrides,
+                "swept": run.swept,
+                "output_dir": str(folder),
+            },
+        ),
+    )
 
 
 def record_interrupt(folder: Path, run: RunInfo, epoch: int, history: dict[str, Any]) -> None:
@@ -340,16 +351,24 @@ def record_interrupt(folder: Path, run: RunInfo, epoch: int, history: dict[str, 
     sweep = (folder.parent / SWEEP_CONFIG).is_file() and not (folder / SWEEP_CONFIG).exists()
     command = resume_command(folder.parent if sweep else folder)
     what = "it and the rest of its sweep" if sweep else "it"
-    write_metrics(folder, _keep_finished(folder, {
-        "status": "interrupted",
-        "reason": f"stopped by Ctrl-C during epoch {epoch + 1}; continue {what} with: {command}",
-        "epochs": epoch,
-        "overrides": run.overrides,
-        "swept": run.swept,
-        "output_dir": str(folder),
-        "history": history,
-        "resumes": run.resumes,
-    }))
+    write_metrics(
+        folder,
+        _keep_finished(
+            folder,
+            {
+                "status": "interrupted",
+                "reason": (
+                    f"stopped by Ctrl-C during epoch {epoch + 1}; continue {what} with: {command}"
+                ),
+                "epochs": epoch,
+                "overrides": run.overrides,
+                "swept": run.swept,
+                "output_dir": str(folder),
+                "history": history,
+                "resumes": run.resumes,
+            },
+        ),
+    )
     print(f"interrupted: continue with {command}", file=sys.stderr)
 
 
@@ -443,10 +462,12 @@ def preflight(overrides: Sequence[str], multirun: bool) -> list[str] | None:
         )
     if not (folder / CONFIG).is_file():
         jobs = sweep_jobs(folder)
-        hint = (f"{folder} is a sweep folder; resume one of its jobs, e.g. "
-                f"{resume_command(jobs[0])}" if jobs else
-                "Pass the folder of a run started with python -m mnistx.train, e.g. "
-                "resume=outputs/2026-11-23/14-02-11")
+        hint = (
+            f"{folder} is a sweep folder; resume one of its jobs, e.g. {resume_command(jobs[0])}"
+            if jobs
+            else "Pass the folder of a run started with python -m mnistx.train, e.g. "
+            "resume=outputs/2026-11-23/14-02-11"
+        )
         raise UserError(f"resume={folder}: not a run folder (no .hydra/config.yaml). {hint}")
     ckpt_file = Path(os.path.expanduser(str(ckpt))) if ckpt else folder / LAST
     if not ckpt_file.is_file():
@@ -458,8 +479,9 @@ def preflight(overrides: Sequence[str], multirun: bool) -> list[str] | None:
         _checkpoint_epochs(ckpt_file)
     metrics = read_metrics(folder)
     wanted = _requested_epochs(overrides)
-    if wanted is not None and (not isinstance(wanted, int) or isinstance(wanted, bool)
-                               or wanted < 1):
+    if wanted is not None and (
+        not isinstance(wanted, int) or isinstance(wanted, bool) or wanted < 1
+    ):
         raise UserError(
             f"trainer.max_epochs={wanted} must be an integer >= 1: the epoch count to train "
             f"the run to. Example: {resume_command(folder, 'trainer.max_epochs=20')}"
@@ -542,8 +564,11 @@ def _sweep_command(folder: Path, overrides: Sequence[str]) -> list[str]:
             f"{folder} holds an Optuna search, which resumes from its study: run its command "
             f"again: python -m mnistx.train -m {' '.join(task)}"
         )
-    kept = [str(o) for o in record.hydra.overrides.hydra
-            if override_key(str(o)) not in ("hydra.mode", "hydra.sweep.dir")]
+    kept = [
+        str(o)
+        for o in record.hydra.overrides.hydra
+        if override_key(str(o)) not in ("hydra.mode", "hydra.sweep.dir")
+    ]
     args = [*task, *kept, *others, f"hydra.sweep.dir={hydra_quoted(str(folder)) or folder}"]
     sweep_rerun(folder, args)
     return args
@@ -585,8 +610,10 @@ def sweep_rerun(target: Path, overrides: Sequence[str]) -> None:
                 f"{job.folder}. Wait for it to end (or stop it), then run this again."
             )
     if all(job.state == FINISHED for job in plan):
-        print(f"{target}: all {len(plan)} jobs of the sweep are finished; nothing to run and "
-              f"nothing was changed. Compare them: python -m mnistx.compare {target}")
+        print(
+            f"{target}: all {len(plan)} jobs of the sweep are finished; nothing to run and "
+            f"nothing was changed. Compare them: python -m mnistx.compare {target}"
+        )
         raise SystemExit(0)
 
 
@@ -634,7 +661,8 @@ def continuation(
     ignored = [o for o in overrides if override_key(o) not in ADJUSTABLE]
     if ignored and job is None:  # a sweep job's overrides are its own
         logging.getLogger("mnistx").warning(
-            "Resuming with the run's own config; ignoring %s", " ".join(ignored))
+            "Resuming with the run's own config; ignoring %s", " ".join(ignored)
+        )
     adjusted = [] if job else [o for o in overrides if override_key(o) == "trainer.max_epochs"]
     for o in adjusted:
         own.trainer.max_epochs = _typed(o)
@@ -644,12 +672,14 @@ def continuation(
     metrics = read_metrics(folder) or {}
     if is_finished(metrics.get("previous")) and not is_finished(metrics):
         metrics = metrics["previous"]  # an extension that failed: the finished run's record
-    run.resumes.append({
-        "from_epoch": _epochs_done(metrics, _checkpoint_epochs(ckpt)),
-        "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "checkpoint": ckpt.name,
-        **({"overrides": adjusted} if adjusted else {}),
-    })
+    run.resumes.append(
+        {
+            "from_epoch": _epochs_done(metrics, _checkpoint_epochs(ckpt)),
+            "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "checkpoint": ckpt.name,
+            **({"overrides": adjusted} if adjusted else {}),
+        }
+    )
     return own, ckpt, run
 
 
@@ -679,8 +709,7 @@ def run_info(folder: Path, overrides: Sequence[str] | None = None) -> RunInfo:
         except Exception:  # not a readable sweep record: the job's values stay unknown
             keys = []
     metrics = read_metrics(folder) or {}
-    resumes = list(metrics.get("resumes") or (metrics.get("previous") or {}).get("resumes")
-                   or [])
+    resumes = list(metrics.get("resumes") or (metrics.get("previous") or {}).get("resumes") or [])
     return RunInfo(overrides, swept_values(overrides, keys), resumes)
 
 

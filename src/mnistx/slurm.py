@@ -23,8 +23,9 @@ log = logging.getLogger("mnistx")
 def accounting_enabled() -> bool:
     """Whether this cluster keeps job accounting (what `sacct` reads); True when unsure."""
     try:
-        out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True,
-                             timeout=30).stdout
+        out = subprocess.run(
+            ["scontrol", "show", "config"], capture_output=True, text=True, timeout=30
+        ).stdout
     except (OSError, subprocess.TimeoutExpired):
         return True
     for line in out.splitlines():

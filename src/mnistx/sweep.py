@@ -140,8 +140,9 @@ class PlannedJob:
     state: str  # FINISHED (left as it is), CONTINUE (from last.ckpt) or START
 
 
-def plan_rerun(sweep_dir: Path, grid: Sequence[Sequence[str]],
-               keys: Sequence[str] | None = None) -> list[PlannedJob]:
+def plan_rerun(
+    sweep_dir: Path, grid: Sequence[Sequence[str]], keys: Sequence[str] | None = None
+) -> list[PlannedJob]:
     """Each job of `grid` (in launch order) matched to the folder it had, by the command line
     recorded in the folder's .hydra/overrides.yaml: finished jobs are left alone, jobs with a
     checkpoint continue from it, the others (never started, or stopped before their first
@@ -160,8 +161,11 @@ def plan_rerun(sweep_dir: Path, grid: Sequence[Sequence[str]],
         matches = folders.get(tuple(overrides)) or []
         folder = matches.pop(0) if matches else None
         name = job_name(overrides, keys)
-        if folder is None and name and (sweep_dir / name).is_dir() and not any(
-            (sweep_dir / name).iterdir()
+        if (
+            folder is None
+            and name
+            and (sweep_dir / name).is_dir()
+            and not any((sweep_dir / name).iterdir())
         ):
             folder = sweep_dir / name  # claimed, then the sweep stopped before the job began
         if folder is not None and run_folder.is_finished(run_folder.read_metrics(folder)):
@@ -180,9 +184,6 @@ def hydra_quoted(value: str) -> str | None:
         if quote not in value and "\\" not in value:
             return f"{quote}{value}{quote}"
     return None
-
-
-
 
 
 def override_value(value: Any) -> str:
@@ -215,9 +216,11 @@ def rerun_overrides(job: PlannedJob, stamp: str | None = None) -> list[str]:
 
 def describe_plan(sweep_dir: Path, plan: Sequence[PlannedJob]) -> str:
     counts = {state: sum(j.state == state for j in plan) for state in (FINISHED, CONTINUE, START)}
-    return (f"Finishing the sweep in {sweep_dir}: {len(plan)} jobs, {counts[FINISHED]} finished "
-            f"(left as they are), {counts[CONTINUE]} to continue from their checkpoints, "
-            f"{counts[START]} to start.")
+    return (
+        f"Finishing the sweep in {sweep_dir}: {len(plan)} jobs, {counts[FINISHED]} finished "
+        f"(left as they are), {counts[CONTINUE]} to continue from their checkpoints, "
+        f"{counts[START]} to start."
+    )
 
 
 def covering_jobs(batch: Sequence[Sequence[str]], is_group: Any) -> list[Sequence[str]]:

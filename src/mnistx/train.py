@@ -118,8 +118,12 @@ def _stop_at(target: float) -> Any:
     from lightning.pytorch.callbacks import EarlyStopping
 
     return EarlyStopping(
-        monitor="val/acc", mode="max", stopping_threshold=target, patience=10**9,
-        check_on_train_epoch_end=False, verbose=False,
+        monitor="val/acc",
+        mode="max",
+        stopping_threshold=target,
+        patience=10**9,
+        check_on_train_epoch_end=False,
+        verbose=False,
     )
 
 
@@ -242,15 +246,21 @@ def train(
     testing = cfg.test and pruned is None
     if testing:
         results = trainer.test(
-            module, datamodule=datamodule, ckpt_path=best if tested == "best" else None,
+            module,
+            datamodule=datamodule,
+            ckpt_path=best if tested == "best" else None,
             verbose=False,
         )[0]
     metrics: dict[str, Any] = {
         "status": "ok" if pruned is None else "pruned",
-        **({} if pruned is None else {
-            "pruned_at_epoch": pruned,
-            "reason": f"pruned by Optuna after epoch {pruned} of {cfg.trainer.max_epochs}",
-        }),
+        **(
+            {}
+            if pruned is None
+            else {
+                "pruned_at_epoch": pruned,
+                "reason": f"pruned by Optuna after epoch {pruned} of {cfg.trainer.max_epochs}",
+            }
+        ),
         "test/acc": results.get("test/acc"),
         "test/loss": results.get("test/loss"),
         "val/acc_best": fit_metrics.get("val/acc_best"),
@@ -285,8 +295,11 @@ def _ddp_ranks_join_this_job(hc: Any, overrides: Sequence[str]) -> None:
     from omegaconf import read_write
 
     # An Optuna trial's sweeper settings and number too: every rank prunes with rank 0.
-    sweeper = [str(o) for o in hc.overrides.hydra
-               if str(o).startswith(("hydra/sweeper=", "hydra.sweeper."))]
+    sweeper = [
+        str(o)
+        for o in hc.overrides.hydra
+        if str(o).startswith(("hydra/sweeper=", "hydra.sweeper."))
+    ]
     sys.argv = [sys.argv[0], *overrides, *sweeper]
     with read_write(hc.run):
         hc.run.dir = hc.runtime.output_dir
@@ -367,8 +380,14 @@ def main(cfg: DictConfig) -> float | None:
             cfg, ckpt, run = run_folder.continuation(cfg, overrides, job=out)
             _set_threads(cfg, hc, sweep)
             log.info("Continuing %s from %s", out, ckpt)
-        metrics = train(cfg, overrides, dict(hc.runtime.choices), ckpt_path=ckpt, run=run,
-                        extra_callbacks=_trial_reporter(hc, cfg))
+        metrics = train(
+            cfg,
+            overrides,
+            dict(hc.runtime.choices),
+            ckpt_path=ckpt,
+            run=run,
+            extra_callbacks=_trial_reporter(hc, cfg),
+        )
     except UserError as e:
         skipped = isinstance(e, UnavailableError)
         if owner:
@@ -413,8 +432,12 @@ def _report_interrupted_sweep(sweep_dir: Path) -> None:
     try:
         compare([sweep_dir])
     except Exception as e:  # the runs are safe on disk; the report can be made again
-        log.error("Could not write the comparison report (%s). Make it again with: "
-                  "python -m mnistx.compare %s", e, sweep_dir)
+        log.error(
+            "Could not write the comparison report (%s). Make it again with: "
+            "python -m mnistx.compare %s",
+            e,
+            sweep_dir,
+        )
 
 
 def cli() -> None:

@@ -46,8 +46,9 @@ def _write_yaml(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def write_best(study: Any, sweeper: DictConfig, sweep_dir: Path,
-               fixed: Sequence[str] = ()) -> dict[str, Any]:
+def write_best(
+    study: Any, sweeper: DictConfig, sweep_dir: Path, fixed: Sequence[str] = ()
+) -> dict[str, Any]:
     """best.yaml (the best trial: its value, settings and the command that reruns it) and,
     for a multi-objective search, pareto.yaml (every trial on the Pareto front); printed."""
     from optuna.trial import TrialState
@@ -62,18 +63,22 @@ def write_best(study: Any, sweeper: DictConfig, sweep_dir: Path,
         "pruned": sum(t.state == TrialState.PRUNED for t in trials),
         "failed": sum(t.state == TrialState.FAIL and counts(t) for t in trials),
     }
-    summary = (f"{tally['finished']} trials: {tally['complete']} complete, {tally['pruned']} "
-               f"pruned, {tally['failed']} failed")
+    summary = (
+        f"{tally['finished']} trials: {tally['complete']} complete, {tally['pruned']} "
+        f"pruned, {tally['failed']} failed"
+    )
     front = study.best_trials
     if not front:
-        log.error("No trial of study %r completed (%s); see the trials' train.log.",
-                  study.study_name, summary)
+        log.error(
+            "No trial of study %r completed (%s); see the trials' train.log.",
+            study.study_name,
+            summary,
+        )
         return {}
     # Multi-objective: the front's best by the first objective stands for the search.
     first = -1.0 if directions(sweeper)[0] == "maximize" else 1.0
     best = min(front, key=lambda t: (first * t.values[0], t.number))
-    result = {"study_name": study.study_name, **_trial_record(best, names, fixed),
-              "trials": tally}
+    result = {"study_name": study.study_name, **_trial_record(best, names, fixed), "trials": tally}
     _write_yaml(sweep_dir / "best.yaml", result)
     values = ", ".join(f"{n} {_shown(n, v)}" for n, v in zip(names, best.values, strict=True))
     console.print(f"[bold]Best trial[/bold] #{best.number}: {values} ({summary})")
@@ -83,13 +88,17 @@ def write_best(study: Any, sweeper: DictConfig, sweep_dir: Path,
     if len(names) > 1:
         ordered = sorted(front, key=lambda t: (first * t.values[0], t.number))
         records = [_trial_record(t, names, fixed) for t in ordered]
-        _write_yaml(sweep_dir / "pareto.yaml", {
-            "study_name": study.study_name,
-            "objectives": dict(zip(names, directions(sweeper), strict=True)),
-            "front": records,
-        })
-        console.print(f"[bold]Pareto front[/bold] ({len(front)} of {tally['complete']} "
-                      "complete trials):")
+        _write_yaml(
+            sweep_dir / "pareto.yaml",
+            {
+                "study_name": study.study_name,
+                "objectives": dict(zip(names, directions(sweeper), strict=True)),
+                "front": records,
+            },
+        )
+        console.print(
+            f"[bold]Pareto front[/bold] ({len(front)} of {tally['complete']} complete trials):"
+        )
         for t in ordered:
             shown = ", ".join(f"{n} {_shown(n, v)}" for n, v in zip(names, t.values, strict=True))
             console.print(f"  #{t.number}: {shown}")

@@ -158,8 +158,13 @@ class Search:
         wanted = int(self.sweeper.n_trials)
         if counted:
             left = max(0, wanted - counted)
-            log.info("Study %r already has %d of %d trials; running the other %d.",
-                     self.name, min(counted, wanted), wanted, left)
+            log.info(
+                "Study %r already has %d of %d trials; running the other %d.",
+                self.name,
+                min(counted, wanted),
+                wanted,
+                left,
+            )
 
     def _ask(self, heartbeat: studies.Heartbeat) -> list[Any]:
         """Up to n_jobs new trials, within the study's n_trials."""
@@ -182,8 +187,11 @@ class Search:
         # both have taken the last trial: the later one gives its back.
         kept = []
         for trial in trials:
-            ahead = [t for t in self.study.get_trials(deepcopy=False)
-                     if t.number < trial.number and studies.counts(t)]
+            ahead = [
+                t
+                for t in self.study.get_trials(deepcopy=False)
+                if t.number < trial.number and studies.counts(t)
+            ]
             if len(ahead) >= wanted:
                 trial.set_user_attr(studies.KILLED, "over n_trials: another worker took it")
                 self.study.tell(trial, state=TrialState.FAIL)
@@ -204,8 +212,11 @@ class Search:
             return True
         numbers = [t.number for t in running]
         if numbers != self._waiting_for:  # said once per change, not every few seconds
-            log.info("Waiting for %d trial(s) other workers are running (%s).", len(numbers),
-                     ", ".join(f"#{n}" for n in numbers))
+            log.info(
+                "Waiting for %d trial(s) other workers are running (%s).",
+                len(numbers),
+                ", ".join(f"#{n}" for n in numbers),
+            )
             self._waiting_for = numbers
         time.sleep(WAIT_FOR_OTHERS)
         return True
@@ -227,8 +238,12 @@ class Search:
             try:
                 self._tell(trial, result)
             except RuntimeError as e:  # already closed: another worker took it for dead
-                log.warning("Trial #%d ended, but the study has it closed already (%s); its "
-                            "run folder keeps the result.", trial.number, e)
+                log.warning(
+                    "Trial #%d ended, but the study has it closed already (%s); its "
+                    "run folder keeps the result.",
+                    trial.number,
+                    e,
+                )
             heartbeat.done(trial.number)
         return results
 

@@ -12,8 +12,18 @@ from mnistx.errors import UserError
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc", "nsgaii")
 PRUNERS = ("median", "hyperband", "successive_halving", "none")
 # Values a trial can be judged by: numbers every finished run writes to metrics.json.
-OBJECTIVES = ("val/acc_best", "test/acc", "test/loss", "val/loss", "val/acc", "train/loss",
-              "train/acc", "params", "train_seconds", "seconds_per_epoch")
+OBJECTIVES = (
+    "val/acc_best",
+    "test/acc",
+    "test/loss",
+    "val/loss",
+    "val/acc",
+    "train/loss",
+    "train/acc",
+    "params",
+    "train_seconds",
+    "seconds_per_epoch",
+)
 
 
 def as_list(value: Any) -> list[Any]:
@@ -147,8 +157,11 @@ def make_pruner(sweeper: DictConfig, max_epochs: int | None) -> Any:
     defaults: dict[str, dict[str, Any]] = {
         # The median of 4 finished trials is the bar from the first epoch on.
         "median": {"n_startup_trials": 4, "n_warmup_steps": 0},
-        "hyperband": {"min_resource": 1, "max_resource": max_epochs or "auto",
-                      "reduction_factor": 3},
+        "hyperband": {
+            "min_resource": 1,
+            "max_resource": max_epochs or "auto",
+            "reduction_factor": 3,
+        },
         "successive_halving": {"min_resource": 1, "reduction_factor": 3},
     }
     classes = {
@@ -165,5 +178,3 @@ def make_pruner(sweeper: DictConfig, max_epochs: int | None) -> Any:
             f"hydra.sweeper.pruner_args do not fit the {name} pruner: {e}. See "
             f"optuna.pruners.{classes[name].__name__} for its options."
         ) from None
-
-

@@ -43,7 +43,7 @@ GRACE = 120.0  # a trial whose worker elsewhere has been silent this long is dea
 def _sqlite_file(url: str) -> Path | None:
     if not url.startswith("sqlite:///"):
         return None
-    return Path(url[len("sqlite:///"):])
+    return Path(url[len("sqlite:///") :])
 
 
 def make_storage(url: str) -> Any:
@@ -75,8 +75,11 @@ def open_study(sweeper: DictConfig, max_epochs: int | None = None, create: bool 
         # Locked: workers starting together on a new database would each create its tables.
         with budget_lock(url, name):
             study = optuna.create_study(
-                study_name=name, storage=make_storage(url), load_if_exists=True,
-                directions=directions(sweeper), pruner=pruner,
+                study_name=name,
+                storage=make_storage(url),
+                load_if_exists=True,
+                directions=directions(sweeper),
+                pruner=pruner,
             )
     except (UserError, KeyError):
         raise
@@ -198,8 +201,11 @@ def fail_abandoned(study: Any) -> int:
     from optuna.trial import TrialState
 
     now = time.time()
-    gone = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            if _worker_gone(t, now)]
+    gone = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if _worker_gone(t, now)
+    ]
     for trial in list(gone):
         try:
             _set_attr(study, trial, KILLED, f"its worker ({trial.user_attrs.get(WORKER)}) stopped")
@@ -207,9 +213,13 @@ def fail_abandoned(study: Any) -> int:
         except RuntimeError:  # finished meanwhile: another worker marked it first
             gone.remove(trial)
     if gone:
-        log.info("Marked %d trial(s) of study %r failed: their searches were stopped (%s); "
-                 "new trials replace them.", len(gone), study.study_name,
-                 ", ".join(f"#{t.number}" for t in gone))
+        log.info(
+            "Marked %d trial(s) of study %r failed: their searches were stopped (%s); "
+            "new trials replace them.",
+            len(gone),
+            study.study_name,
+            ", ".join(f"#{t.number}" for t in gone),
+        )
     return len(gone)
 
 

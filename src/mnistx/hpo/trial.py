@@ -50,17 +50,22 @@ class TrialReporter(Callback):
                 self.trial.report(float(value), step=trainer.current_epoch)
                 prune = self.prunes and self.trial.should_prune()
             except Exception as e:  # e.g. the trial was closed: its search was stopped
-                log.warning("Stopped reporting to Optuna trial #%d (%s); training goes on.",
-                            self.number, e)
+                log.warning(
+                    "Stopped reporting to Optuna trial #%d (%s); training goes on.", self.number, e
+                )
                 self.trial = None
         if trainer.world_size > 1:  # every rank stops together
             prune = bool(trainer.strategy.broadcast(prune, src=0))
         if prune:
             self.pruned_epoch = trainer.current_epoch + 1
             trainer.should_stop = True
-            log.info("Optuna pruned trial #%d after epoch %d: its val/acc is below the "
-                     "study's bar (hydra.sweeper.pruner=%s).", self.number, self.pruned_epoch,
-                     self.sweeper.pruner)
+            log.info(
+                "Optuna pruned trial #%d after epoch %d: its val/acc is below the "
+                "study's bar (hydra.sweeper.pruner=%s).",
+                self.number,
+                self.pruned_epoch,
+                self.sweeper.pruner,
+            )
 
 
 def reporter(hydra_cfg: Any, max_epochs: int | None) -> TrialReporter | None:
@@ -75,5 +80,6 @@ def reporter(hydra_cfg: Any, max_epochs: int | None) -> TrialReporter | None:
 
 def pruned_epoch(callbacks: Any) -> int | None:
     """The epoch after which a TrialReporter among `callbacks` stopped the run, if it did."""
-    return next((c.pruned_epoch for c in callbacks
-                 if isinstance(c, TrialReporter) and c.pruned_epoch), None)
+    return next(
+        (c.pruned_epoch for c in callbacks if isinstance(c, TrialReporter) and c.pruned_epoch), None
+    )
