@@ -181,29 +181,31 @@ def _epochs_args(data: Path) -> list[str]:
     return [f"data.data_dir={data}", *TINY_OVERRIDES, "data.batch_size=2", "trainer.max_epochs=3"]
 
 
+def _one_task_at_a_time(cwd: Path, args: list[str], sweep_dir: Path) -> subprocess.Popen:
+    """A 2-job SLURM array sweep (lr 2e-3, 3e-3) running one task at a time, started."""
+    command = [
+        sys.executable,
+        "-m",
+        "mnistx.train",
+        "-m",
+        *args,
+        "optimizer.lr=2e-3,3e-3",
+        *ON_TEST_CLUSTER,
+        "hydra.launcher.array_parallelism=1",
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
+    return subprocess.Popen(
+        command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
 def test_a_requeued_sweep_job_continues_from_its_checkpoint_in_its_folder(
     slurm, tiny_data, tmp_path
 ):
     sweep_dir = tmp_path / "sw"
     args = _epochs_args(tiny_data)
     # One task at a time: the first is requeued while the second waits.
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mnistx.train",
-            "-m",
-            *args,
-            "optimizer.lr=2e-3,3e-3",
-            *ON_TEST_CLUSTER,
-            "hydra.launcher.array_parallelism=1",
-            f"hydra.sweep.dir={sweep_dir}",
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _one_task_at_a_time(tmp_path, args, sweep_dir)
     job = sweep_dir / "optimizer.lr=0.002"
     _requeue_after_first_checkpoint(job, proc)
     own_config = (job / ".hydra" / "config.yaml").read_bytes()
@@ -267,23 +269,7 @@ def test_a_cancelled_array_sweep_is_finished_by_resume(slurm, tiny_data, tmp_pat
     from conftest import snapshot
 
     sweep_dir = tmp_path / "sw"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mnistx.train",
-            "-m",
-            *_epochs_args(tiny_data),
-            "optimizer.lr=2e-3,3e-3",
-            *ON_TEST_CLUSTER,
-            "hydra.launcher.array_parallelism=1",
-            f"hydra.sweep.dir={sweep_dir}",
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _one_task_at_a_time(tmp_path, _epochs_args(tiny_data), sweep_dir)
     first = sweep_dir / "optimizer.lr=0.002"
     deadline = time.time() + 240
     while not (first / "metrics.json").exists():
