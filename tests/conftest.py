@@ -125,6 +125,34 @@ TINY_OVERRIDES = [
     "callbacks.pictures=null",  # drawn in the tests of pictures only
 ]
 
+# What a continued run (resume, requeue) must report exactly as an uninterrupted one.
+SAME_RESULTS = (
+    "test/acc",
+    "test/loss",
+    "val/acc_best",
+    "best_epoch",
+    "train/loss",
+    "val/loss",
+    "train/acc",
+    "val/acc",
+    "epochs",
+)
+
+
+def two_node_ddp(data: Path, seen: Path) -> list[str]:
+    """Overrides of one rank of a 2-node DDP run (one process per node, gloo) that records
+    the rows each rank sees into `seen` (tests/index_recorder.py)."""
+    return [
+        f"data.data_dir={data}",
+        *TINY_OVERRIDES,
+        "trainer=ddp",
+        "trainer.devices=1",
+        "+trainer.num_nodes=2",
+        "trainer.accelerator=cpu",
+        "+callbacks.recorder._target_=index_recorder.IndexRecorder",
+        f"+callbacks.recorder.out_dir={seen}",
+    ]
+
 
 @pytest.fixture
 def make_cfg(tiny_data, tmp_path):

@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from conftest import TINY_OVERRIDES, run_cli
+from conftest import TINY_OVERRIDES, run_cli, two_node_ddp
 
 TESTS = Path(__file__).parent
 
@@ -95,15 +95,8 @@ def test_torchrun_across_two_nodes_on_one_host_trains_one_run(tiny_data, tmp_pat
                 f"--master-port={port}",
                 "-m",
                 "mnistx.train",
-                f"data.data_dir={tiny_data}",
-                *TINY_OVERRIDES,
-                "trainer=ddp",
-                "trainer.devices=1",
-                "+trainer.num_nodes=2",
-                "trainer.accelerator=cpu",
+                *two_node_ddp(tiny_data, seen),
                 f"hydra.run.dir={run}",
-                "+callbacks.recorder._target_=index_recorder.IndexRecorder",
-                f"+callbacks.recorder.out_dir={seen}",
             ],
             cwd=tmp_path,
             env={**os.environ, "PYTHONPATH": str(TESTS)},

@@ -10,21 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY_OVERRIDES, run_cli
+from conftest import SAME_RESULTS, TINY_OVERRIDES, run_cli
 
 # Small batches and dropout: many steps per epoch, and RNG that must be restored.
 ARGS = [*TINY_OVERRIDES, "data.batch_size=2", "trainer.max_epochs=6", "model.dropout=0.2"]
-SAME = (
-    "test/acc",
-    "test/loss",
-    "val/acc_best",
-    "best_epoch",
-    "train/loss",
-    "val/loss",
-    "train/acc",
-    "val/acc",
-    "epochs",
-)
+SAME = SAME_RESULTS
 
 
 def _start(cwd: Path, data: Path) -> subprocess.Popen:

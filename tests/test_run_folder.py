@@ -13,24 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY_OVERRIDES, run_cli, snapshot
+from conftest import SAME_RESULTS, TINY_OVERRIDES, run_cli, snapshot
 
 from mnistx import run_folder
 
 # Small batches: many steps per epoch, so Ctrl-C lands mid-run.
 ARGS = [*TINY_OVERRIDES, "data.batch_size=2", "trainer.max_epochs=3"]
-SAME = (
-    "test/acc",
-    "test/loss",
-    "val/acc_best",
-    "best_epoch",
-    "train/loss",
-    "val/loss",
-    "train/acc",
-    "val/acc",
-    "epochs",
-    "history",
-)
+SAME = (*SAME_RESULTS, "history")
 
 
 def _metrics(run: Path) -> dict:

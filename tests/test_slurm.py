@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY_OVERRIDES, run_cli
+from conftest import TINY_OVERRIDES, run_cli, two_node_ddp
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 JOBS = ("optimizer.lr=0.001", "optimizer.lr=0.01")
@@ -121,14 +121,7 @@ def test_a_two_node_ddp_run_through_srun_shards_each_epoch_and_keeps_one_folder(
             sys.executable,
             "-m",
             "mnistx.train",
-            f"data.data_dir={tiny_data}",
-            *TINY_OVERRIDES,
-            "trainer=ddp",
-            "trainer.devices=1",
-            "+trainer.num_nodes=2",
-            "trainer.accelerator=cpu",
-            "+callbacks.recorder._target_=index_recorder.IndexRecorder",
-            f"+callbacks.recorder.out_dir={seen}",
+            *two_node_ddp(tiny_data, seen),
         ],
         cwd=tmp_path,
         capture_output=True,
