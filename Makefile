@@ -8,7 +8,7 @@ ARGS   ?=
 
 help:
 	@echo "make train [ARGS='model=cnn optimizer=adam']  train (default: MLP on MNIST)"
-	@echo "make test                                     lint (ruff check, ruff format --check) + the whole test suite"
+	@echo "make test                                     lint (ruff check, ruff format --check, mypy) + the whole test suite, with coverage"
 	@echo "make test-fast                                tests without the real-data ones"
 	@echo "make bench                                    epoch-time, time-to-99%, pool-order, sweep-overhead, Optuna-pruning benchmarks"
 	@echo "make gpu-check                                GPU tests and timings (needs a CUDA GPU)"
@@ -41,9 +41,11 @@ train: $(VENV)/.installed
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
+# The coverage of src/ is printed at the end (the commands tests run as subprocesses count).
 test: lint
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered $(ARGS)
 
 test-fast: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
@@ -62,4 +64,4 @@ tensorboard: $(VENV)/.installed
 	$(BIN)/tensorboard --logdir outputs $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .coverage* src/*.egg-info

@@ -32,8 +32,9 @@ from hydra.utils import instantiate
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
-from mnistx.models import build_network
-from mnistx.train import compose_config, train
+from mnistx.config.compose import compose_config
+from mnistx.models.networks import build_network
+from mnistx.training.recipe import train
 
 BATCH = 128
 

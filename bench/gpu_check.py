@@ -47,7 +47,8 @@ def main() -> int:
 
     from time_to_accuracy import hand_loop
 
-    from mnistx.train import compose_config, train
+    from mnistx.config.compose import compose_config
+    from mnistx.training.recipe import train
 
     name = torch.cuda.get_device_name(0)
     rows: list[tuple[str, str]] = []

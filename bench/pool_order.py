@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 
-from mnistx.models import build_network
-from mnistx.train import compose_config
+from mnistx.config.compose import compose_config
+from mnistx.models.networks import build_network
 
 
 def _stepper(cfg, pool_first: bool):

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from epoch_time import BATCH, BareModule, _cfg
 from hydra.utils import instantiate
 
-from mnistx.models import build_network
+from mnistx.models.networks import build_network
 
 now = time.perf_counter
 

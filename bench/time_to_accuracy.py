@@ -27,9 +27,10 @@ import lightning.pytorch as L
 import torch
 from hydra.utils import instantiate
 
-from mnistx.inference import predict_probs
-from mnistx.models import build_network
-from mnistx.train import compose_config, train
+from mnistx.config.compose import compose_config
+from mnistx.inspection.inference import predict_probs
+from mnistx.models.networks import build_network
+from mnistx.training.recipe import train
 
 
 def _accuracy(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -54,7 +55,8 @@ def hand_loop(cfg, target: float, device: str = "cpu") -> dict[str, float | None
     opt = instantiate(cfg.optimizer)(net.parameters())
     bs, epochs = cfg.data.batch_size, cfg.trainer.max_epochs
     steps = epochs * -(-len(x) // bs)
-    make_sched = instantiate(cfg.scheduler.scheduler) if cfg.scheduler.scheduler else None
+    sched_cfg = {k: v for k, v in cfg.scheduler.items() if k != "interval"}
+    make_sched = instantiate(sched_cfg) if sched_cfg.get("_target_") else None
     per_step = cfg.scheduler.interval == "step"
     sched = None
     if make_sched is not None:

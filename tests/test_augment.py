@@ -9,10 +9,11 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from mnistx.augment import BatchAffine
+from mnistx.config.compose import compose_config
+from mnistx.data.augment import BatchAffine
 from mnistx.errors import UserError
-from mnistx.module import ClassifierModule
-from mnistx.train import compose_config, train
+from mnistx.training.module import ClassifierModule
+from mnistx.training.recipe import train
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

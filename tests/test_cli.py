@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_OVERRIDES, make_tiny_dataset, run_cli, write_idx
+from helpers import TINY_OVERRIDES, make_tiny_dataset, run_cli, write_idx
 
-from mnistx import run_folder
-from mnistx.cli_help import plain_help_request
+from mnistx.config.help import plain_help_request
+from mnistx.runs import resolvers
+from mnistx.runs.resolvers import unique_dir
 
 
 def test_single_run_end_to_end(tiny_data, tmp_path):
@@ -112,10 +113,10 @@ def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path):
 
 def test_unique_dir_suffixes(tmp_path, monkeypatch):
     base = str(tmp_path / "2026-01-01" / "10-00-00")
-    assert run_folder.unique_dir(base) == base
-    assert run_folder.unique_dir(base) == base  # same process, same run: same folder
-    monkeypatch.setattr(run_folder, "_claimed", {})  # as another process would see it
-    assert run_folder.unique_dir(base) == base + "-1"
+    assert unique_dir(base) == base
+    assert unique_dir(base) == base  # same process, same run: same folder
+    monkeypatch.setattr(resolvers, "_claimed", {})  # as another process would see it
+    assert unique_dir(base) == base + "-1"
 
 
 def _python(cwd, code: str) -> subprocess.CompletedProcess:
@@ -167,7 +168,7 @@ def test_help_and_cfg_are_quick_and_need_no_torch(tmp_path):
     assert "model: cnn, mlp" in proc.stdout and "optimizer: adadelta, adagrad, adam" in proc.stdout
     assert "python -m mnistx.train -m optimizer.lr=1e-3,1e-2" in proc.stdout
     proc = run_cli(tmp_path, "--cfg", "job", "model=cnn")
-    assert "mnistx.models.CNN" in proc.stdout
+    assert "mnistx.models.networks.CNN" in proc.stdout
     assert not (tmp_path / "outputs").exists()
 
 
@@ -181,8 +182,8 @@ def test_help_and_cfg_are_quick_and_need_no_torch(tmp_path):
         (["seed=1.5"], "seed=1.5 must be an integer"),
         (["loss.label_smoothing=2"], "loss.label_smoothing=2 must be in [0, 1)"),
         (
-            ["scheduler=step", "scheduler.scheduler.step_size=0"],
-            "scheduler.scheduler.step_size=0 must be a positive integer",
+            ["scheduler=step", "scheduler.step_size=0"],
+            "scheduler.step_size=0 must be a positive integer",
         ),
         (["optimizer.weight_decay=-1"], "optimizer.weight_decay=-1 must be a number >= 0"),
         (
@@ -211,8 +212,8 @@ def test_help_and_cfg_are_quick_and_need_no_torch(tmp_path):
         (["threads=true"], "threads=true must be a positive integer"),
         (["scheduler.interval=daily"], "scheduler.interval=daily must be epoch"),
         (
-            ["scheduler=onecycle", "scheduler.scheduler.max_lr=-1"],
-            "scheduler.scheduler.max_lr=-1 must be a positive learning rate",
+            ["scheduler=onecycle", "scheduler.max_lr=-1"],
+            "scheduler.max_lr=-1 must be a positive learning rate",
         ),
         (["data.std=0"], "data.std=0 must be a positive number"),
         (["data.image_size=32"], "holds 28x28 single-channel images"),

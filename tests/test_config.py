@@ -7,8 +7,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from mnistx.models import ACTIVATIONS, build_network
-from mnistx.train import compose_config
+from mnistx.config.compose import compose_config
+from mnistx.models.networks import ACTIVATIONS, build_network
 
 GROUPS = {
     "model": ["mlp", "cnn"],
@@ -28,7 +28,7 @@ def test_defaults():
     assert cfg.seed == 42
     assert cfg.data.val_size == 5000 and cfg.data.batch_size == 128
     assert cfg.data.mean == pytest.approx(0.1307) and cfg.data.std == pytest.approx(0.3081)
-    assert cfg.model._target_ == "mnistx.models.MLP"
+    assert cfg.model._target_ == "mnistx.models.networks.MLP"
     assert list(cfg.model.hidden_sizes) == [128, 256]
     assert cfg.trainer.accelerator == "auto"
 
@@ -49,7 +49,7 @@ def test_every_option_composes_and_builds(group, option):
     logits = net(torch.zeros(4, cfg.data.channels, cfg.data.image_size, cfg.data.image_size))
     assert logits.shape == (4, cfg.data.num_classes)
     assert torch.isfinite(loss(logits, torch.tensor([0, 1, 2, 3])))
-    if cfg.scheduler.scheduler is not None:
+    if cfg.scheduler._target_ is not None:
         assert cfg.scheduler.interval in ("step", "epoch")
 
 
@@ -135,7 +135,7 @@ def test_tutorial_presets(experiment, expect):
     if expect["hidden"] is not None:
         assert list(cfg.model.hidden_sizes) == expect["hidden"]
     else:
-        assert cfg.model._target_ == "mnistx.models.CNN"
+        assert cfg.model._target_ == "mnistx.models.networks.CNN"
     assert cfg.model.activation == expect["act"]
     assert cfg.optimizer._target_.endswith(expect["opt"])
     assert cfg.optimizer.lr == expect["lr"]
@@ -198,15 +198,56 @@ def test_every_config_folder_is_a_listed_package():
     ],
 )
 def test_every_shipped_config_passes_the_checks(experiment, extra):
-    from mnistx.checks import check_config
+    from mnistx.config.checks import check_config
 
     chosen = [] if experiment == "null" else [f"experiment={experiment}"]
     check_config(_compose(*chosen, *extra))
 
 
 def test_run_and_sweep_folders_are_made_under_outputs():
-    from mnistx.run_folder import OUTPUTS
+    from mnistx.runs.layout import OUTPUTS
 
     cfg = compose_config(["output_dir=/unused"], with_hydra=True)
     raw = OmegaConf.to_container(cfg.hydra, resolve=False)
     assert f",{OUTPUTS}/" in raw["run"]["dir"] and f"{OUTPUTS}/multirun" in raw["sweep"]["dir"]
+
+
+def _callbacks(*overrides: str) -> dict:
+    from hydra.utils import instantiate
+
+    cfg = _compose(*overrides)
+    return {name: instantiate(node) for name, node in cfg.callbacks.items() if node}
+
+
+def test_callbacks_are_chosen_by_the_config():
+    from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
+
+    from mnistx.training.callbacks import ProgressBar
+
+    default = _callbacks()
+    assert default["ema"] is None  # decay 0: off
+    assert isinstance(default["progress_bar"], ProgressBar)
+    assert isinstance(default["model_checkpoint"], ModelCheckpoint)
+    ema = _callbacks("callbacks=ema")
+    assert isinstance(ema["ema"], EMAWeightAveraging) and ema.keys() == default.keys()
+    assert isinstance(_callbacks("callbacks.ema.decay=0.99")["ema"], EMAWeightAveraging)
+    assert _callbacks("callbacks=none") == {}
+    assert _callbacks("trainer.enable_progress_bar=false")["progress_bar"] is None
+
+
+def test_a_run_without_callbacks_tests_its_final_weights(tiny_data, tmp_path):
+    from helpers import TINY_OVERRIDES
+
+    from mnistx.training.recipe import train
+
+    tiny = [o for o in TINY_OVERRIDES if not o.startswith("callbacks.")]
+    cfg = compose_config(
+        [f"data.data_dir={tiny_data}", f"output_dir={tmp_path / 'run'}", *tiny, "callbacks=none"]
+    )
+    metrics = train(cfg)
+    assert metrics["status"] == "ok" and metrics["tested_weights"] == "last"
+    assert metrics["best_checkpoint"] is None and metrics["test/acc"] is not None
+    assert not list((tmp_path / "run").rglob("best.ckpt")) + list(
+        (tmp_path / "run").rglob("last.ckpt")
+    )
+    assert not list((tmp_path / "run").glob("*.png"))

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from conftest import SHARED_MNIST, TINY_TEST, TINY_TRAIN, make_tiny_dataset, tiny_images
+from helpers import SHARED_MNIST, TINY_TEST, TINY_TRAIN, make_tiny_dataset, tiny_images
 
-from mnistx.datamodule import MNISTDataModule
+from mnistx.data.datamodule import MNISTDataModule
 from mnistx.errors import UserError
 
 

@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from conftest import TINY_OVERRIDES, run_cli, two_node_ddp
+from helpers import TINY_OVERRIDES, run_cli, two_node_ddp
 
 TESTS = Path(__file__).parent
 

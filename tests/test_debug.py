@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_OVERRIDES, run_cli
+from helpers import TINY_OVERRIDES, run_cli
 from omegaconf import OmegaConf
 
-from mnistx.train import compose_config
+from mnistx.config.compose import compose_config
 
 
 def _debug_run(tmp_path: Path, data: Path, preset: str, *more: str) -> Path:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import TINY_OVERRIDES, run_cli, snapshot
+from helpers import TINY_OVERRIDES, run_cli, snapshot
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -55,12 +55,12 @@ def test_test_pictures_reuse_the_test_steps_predictions(trained_run, tmp_path):
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from mnistx.inference import predict_probs
-    from mnistx.module import ClassifierModule
-    from mnistx.pictures import Pictures
-    from mnistx.train import _quiet_libraries
+    from mnistx.inspection.inference import predict_probs
+    from mnistx.training.module import ClassifierModule
+    from mnistx.training.run_pictures import Pictures
+    from mnistx.training.runtime import quiet_libraries
 
-    _quiet_libraries()  # the warnings a run does not show
+    quiet_libraries()  # the warnings a run does not show
     cfg = OmegaConf.load(trained_run / ".hydra" / "config.yaml")
     module = ClassifierModule.load_from_checkpoint(
         trained_run / "checkpoints" / "best.ckpt", map_location="cpu"
@@ -150,39 +150,39 @@ def test_image_grid_shows_each_image_under_its_caption() -> None:
     import numpy as np
     import torch
 
-    from mnistx import figures
+    from mnistx.inspection import drawing
 
     images = torch.rand(11, 1, 28, 28)
     titles = [f"{i} / {i + 1}" for i in range(11)]
     wrong = [i % 3 == 0 for i in range(11)]
-    grid = figures.image_grid(
+    grid = drawing.image_grid(
         (images - 0.5) / 0.25, titles, wrong, mean=0.5, std=0.25, cols=4, title="Some images"
     )
     pixels = torch.from_numpy(np.array(grid)).permute(2, 0, 1).float()
-    boxes = figures.grid_boxes(11, 4, 28, 28)
+    boxes = drawing.grid_boxes(11, 4, 28, 28)
     assert len({(b[0]) for b in boxes}) == 4 and len({b[1] for b in boxes}) == 3  # 4 x 3
     for i, (left, top, right, bottom) in enumerate(boxes):
         # Each image appears, un-normalised and enlarged, in its own box ...
         shown = pixels[:, top:bottom, left:right]
-        expected = (images[i, 0] * 255).round().repeat_interleave(figures.ZOOM, 0)
-        expected = expected.repeat_interleave(figures.ZOOM, 1)
+        expected = (images[i, 0] * 255).round().repeat_interleave(drawing.ZOOM, 0)
+        expected = expected.repeat_interleave(drawing.ZOOM, 1)
         assert (shown - expected).abs().max() <= 1
         # ... under its caption: dark text, red exactly for the wrong predictions.
-        band = pixels[:, top - figures.CAPTION : top, left:right]
+        band = pixels[:, top - drawing.CAPTION : top, left:right]
         inked = band.min(0).values < 128
         assert inked.any()
         reddish = (band[0] > 150) & (band[1] < 110) & (band[2] < 110)
         assert bool(reddish.any()) == wrong[i]
     # The title is drawn above the first row.
-    assert (pixels[:, : figures.TITLE].min(0).values < 128).any()
+    assert (pixels[:, : drawing.TITLE].min(0).values < 128).any()
     # A tile with no image stays blank.
-    assert pixels[:, boxes[-1][1] :, boxes[-1][2] + figures.GAP :].min() == 255
+    assert pixels[:, boxes[-1][1] :, boxes[-1][2] + drawing.GAP :].min() == 255
 
 
 def test_learning_curves_draw_each_split_in_its_panel() -> None:
     import numpy as np
 
-    from mnistx import figures
+    from mnistx.inspection import drawing
 
     blue, orange = np.array((31, 119, 180)), np.array((255, 127, 14))
 
@@ -194,11 +194,11 @@ def test_learning_curves_draw_each_split_in_its_panel() -> None:
         "val/acc": [0.85, 0.9, 0.93],
         "train/loss": [0.6, 0.3, 0.2],
     }
-    pixels = np.array(figures.curves_figure(history))
+    pixels = np.array(drawing.curves_figure(history))
     acc, loss = pixels[:, :500], pixels[:, 500:]
     assert has(acc, blue) and has(acc, orange)  # train and val accuracy
     assert has(loss, blue) and not has(loss, orange)  # train loss only: no val/loss logged
-    assert not has(np.array(figures.curves_figure({"val/acc": [0.9]}))[:, :500], blue)
+    assert not has(np.array(drawing.curves_figure({"val/acc": [0.9]}))[:, :500], blue)
 
 
 def test_eval_writes_its_own_folder_never_over_the_runs_files(trained_run, tmp_path):

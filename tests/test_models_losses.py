@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from mnistx.errors import UserError
-from mnistx.losses import MSE, NLL, CrossEntropy
-from mnistx.models import CNN, MLP
+from mnistx.models.losses import MSE, NLL, CrossEntropy
+from mnistx.models.networks import CNN, MLP
 
 
 def test_unknown_activation_lists_valid_ones():

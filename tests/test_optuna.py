@@ -19,11 +19,11 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import TINY_OVERRIDES, run_cli
+from helpers import TINY_OVERRIDES, run_cli
 from omegaconf import OmegaConf
 from packaging.requirements import Requirement
 
-from mnistx.train import compose_config
+from mnistx.config.compose import compose_config
 
 POSTGRES_URL = os.environ.get(
     "MNISTX_POSTGRES_URL", "postgresql://mnistx:mnistx@127.0.0.1:5432/mnistx_test"
@@ -533,8 +533,8 @@ def test_a_ddp_trial_is_pruned_on_every_rank(tiny_data, tmp_path):
 def test_every_named_sampler_and_pruner_drives_the_presets_space(sampler, pruner):
     """Each name builds Optuna's sampler and pruner, which then ask for trials of the
     preset's search space (what the sweeper does), seeded: the same seed, the same trials."""
-    from mnistx.hpo.search import search_space
     from mnistx.hpo.settings import check_settings, make_pruner, make_sampler
+    from mnistx.hpo.space import search_space
 
     sweeper = compose_config(
         [

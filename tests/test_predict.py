@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_OVERRIDES, run_cli
+from helpers import TINY_OVERRIDES, run_cli
 from PIL import Image, ImageDraw
 from torchvision.datasets import MNIST
 
-from mnistx.digit_image import load_gray, to_mnist
+from mnistx.data.digit_image import load_gray, to_mnist
 from mnistx.errors import UserError
 
 
@@ -87,8 +87,8 @@ def test_predictions_survive_what_photos_do_to_digits(mnist_dir, tmp_path):
     (folder / "zz_notes.png").write_text("not an image")
 
     # What the model says about the untouched 28x28 digits.
-    from mnistx.inference import predict_probs
-    from mnistx.module import ClassifierModule
+    from mnistx.inspection.inference import predict_probs
+    from mnistx.training.module import ClassifierModule
 
     module = ClassifierModule.load_from_checkpoint(run / "checkpoints" / "best.ckpt")
     x = (torch.from_numpy(digits).float().div(255) - 0.1307).div(0.3081).unsqueeze(1)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mnistx.datamodule import MNISTDataModule
-from mnistx.train import compose_config, train
+from mnistx.config.compose import compose_config
+from mnistx.data.datamodule import MNISTDataModule
+from mnistx.training.recipe import train
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SAME_RESULTS, TINY_OVERRIDES, run_cli
+from helpers import SAME_RESULTS, TINY_OVERRIDES, run_cli
 
 # Small batches and dropout: many steps per epoch, and RNG that must be restored.
 ARGS = [*TINY_OVERRIDES, "data.batch_size=2", "trainer.max_epochs=6", "model.dropout=0.2"]
@@ -97,7 +97,9 @@ def test_resume_errors_leave_the_run_as_it_was(tiny_data, tmp_path):
     assert bad.read_bytes() == b"\x00" * 100
 
 
-def test_same_config_and_seed_give_identical_metrics(tiny_data, tmp_path, uninterrupted):
+def test_a_run_is_deterministic_under_its_seed(tiny_data, tmp_path, uninterrupted):
+    """The same command line twice gives the same numbers, every epoch (the repo's one
+    determinism test: resume, requeue and sweep tests compare against such a run)."""
     run_cli(tmp_path, f"data.data_dir={tiny_data}", *ARGS)
     (metrics,) = (tmp_path / "outputs").glob("*/*/metrics.json")
     again = json.loads(metrics.read_text())

@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SAME_RESULTS, TINY_OVERRIDES, run_cli, snapshot
+from helpers import SAME_RESULTS, TINY_OVERRIDES, run_cli, snapshot
 
-from mnistx import run_folder
+from mnistx.runs.layout import resume_arg
 
 # Small batches: many steps per epoch, so Ctrl-C lands mid-run.
 ARGS = [*TINY_OVERRIDES, "data.batch_size=2", "trainer.max_epochs=3"]
@@ -151,7 +151,7 @@ def test_a_second_resume_is_refused_while_the_first_holds_the_run(tiny_data, tmp
             sys.executable,
             "-c",
             "import sys, time; from pathlib import Path; "
-            "from mnistx.run_folder import hold; hold(Path(sys.argv[1])); print('held', "
+            "from mnistx.runs.lock import hold; hold(Path(sys.argv[1])); print('held', "
             "flush=True); time.sleep(120)",
             str(run),
         ],
@@ -197,7 +197,7 @@ def test_printed_resume_commands_parse_back_to_the_folder(path):
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     (word,) = subprocess.run(
-        ["bash", "-c", f"printf '%s\\n' {run_folder.resume_arg(path)}"],
+        ["bash", "-c", f"printf '%s\\n' {resume_arg(path)}"],
         capture_output=True,
         text=True,
     ).stdout.splitlines()

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY_OVERRIDES, run_cli, two_node_ddp
+from helpers import TINY_OVERRIDES, run_cli, two_node_ddp
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 JOBS = ("optimizer.lr=0.001", "optimizer.lr=0.01")
@@ -259,7 +259,7 @@ def test_a_requeued_sbatch_run_continues_in_its_own_folder(slurm, tiny_data, tmp
 def test_a_cancelled_array_sweep_is_finished_by_resume(slurm, tiny_data, tmp_path):
     """scancel after the array's first task finished; `resume=<sweep>` runs the rest through
     the sweep's own launcher (SLURM), leaving the finished task's folder as it was."""
-    from conftest import snapshot
+    from helpers import snapshot
 
     sweep_dir = tmp_path / "sw"
     proc = _one_task_at_a_time(tmp_path, _epochs_args(tiny_data), sweep_dir)
@@ -284,11 +284,11 @@ def test_a_cancelled_array_sweep_is_finished_by_resume(slurm, tiny_data, tmp_pat
 
 
 def test_the_squeue_watcher_reads_what_submitits_sacct_watcher_reads():
-    """mnistx.slurm swaps submitit's SlurmJob.watcher (a SlurmInfoWatcher) on clusters without
-    accounting: if a submitit release renames or reshapes these, this fails first."""
+    """mnistx.sweeps.slurm swaps submitit's SlurmJob.watcher (a SlurmInfoWatcher) on clusters
+    without accounting: if a submitit release renames or reshapes these, this fails first."""
     from submitit.slurm.slurm import SlurmInfoWatcher, SlurmJob
 
-    from mnistx.slurm import _squeue_watcher
+    from mnistx.sweeps.slurm import _squeue_watcher
 
     assert isinstance(SlurmJob.watcher, SlurmInfoWatcher)
     watcher = _squeue_watcher()(delay_s=600)
@@ -323,7 +323,7 @@ def test_a_requeued_job_that_had_finished_changes_nothing(
     """SLURM may requeue a job that has finished training but not yet exited. Run here with
     the environment such a restart has (no cluster needed): the finished run is found by
     the job id in its lock file and left as it was."""
-    from conftest import snapshot
+    from helpers import snapshot
 
     args = [f"data.data_dir={tiny_data}", *TINY_OVERRIDES, "trainer.max_epochs=1"]
     run_cli(tmp_path, *args, env={"SLURM_JOB_ID": "4711"})

@@ -11,9 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import TINY_OVERRIDES, run_cli, snapshot
+from helpers import TINY_OVERRIDES, run_cli, snapshot
 
-from mnistx.compare import load_runs
+from mnistx.sweeps.comparison import load_runs
 
 LRS = "optimizer.lr=1e-3,2e-3,3e-3"
 JOBS = ["optimizer.lr=0.001", "optimizer.lr=0.002", "optimizer.lr=0.003"]

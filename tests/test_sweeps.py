@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_OVERRIDES, run_cli
+from helpers import TINY_OVERRIDES, run_cli
 from hydra import compose, initialize_config_module
 from hydra._internal.callbacks import Callbacks
 from hydra.core.global_hydra import GlobalHydra
@@ -19,8 +19,9 @@ from hydra.types import HydraContext
 from omegaconf import OmegaConf, read_write
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from mnistx import sweep
-from mnistx.compare import group_runs, load_runs, swept_keys
+from mnistx.runs.resolvers import job_dirname
+from mnistx.sweeps.comparison import group_runs, load_runs, swept_keys
+from mnistx.sweeps.overrides import SWEPT_ENV, swept_keys_of
 
 ONE_EPOCH = [*TINY_OVERRIDES, "trainer.max_epochs=1"]
 
@@ -194,14 +195,14 @@ def _hydra_cfg(*overrides: str):
 def test_sweep_presets_compose(preset, params):
     cfg = _hydra_cfg(f"sweep={preset}")
     assert OmegaConf.to_container(cfg.hydra.sweeper.params) == params
-    assert sweep.swept_keys_of(cfg) == list(params)
+    assert swept_keys_of(cfg) == list(params)
 
 
 def test_swept_keys_come_from_the_command_line_and_presets():
     cfg = _hydra_cfg("sweep=models")
     with read_write(cfg.hydra):  # as a multirun's own config holds its command line
         cfg.hydra.overrides.task = ["sweep=models", "optimizer.lr=1e-3,1e-2", "seed=3"]
-    assert sweep.swept_keys_of(cfg) == ["optimizer.lr", "model"]
+    assert swept_keys_of(cfg) == ["optimizer.lr", "model"]
 
 
 def test_slurm_launcher_composes_with_the_intended_parameters():
@@ -229,14 +230,14 @@ def test_slurm_launcher_composes_with_the_intended_parameters():
 
 
 def test_job_dirname_is_unique_and_safe(tmp_path, monkeypatch):
-    monkeypatch.setenv(sweep.SWEPT_ENV, "optimizer.lr,data.data_dir")
+    monkeypatch.setenv(SWEPT_ENV, "optimizer.lr,data.data_dir")
     overrides = ["optimizer.lr=0.00031622776601683794", "data.data_dir=/x/y", "seed=1"]
-    first = sweep.job_dirname(0, overrides, str(tmp_path))
+    first = job_dirname(0, overrides, str(tmp_path))
     assert first == "optimizer.lr=0.0003162,data.data_dir=_x_y"
-    assert sweep.job_dirname(0, overrides, str(tmp_path)) == first  # same job, same folder
-    assert sweep.job_dirname(1, overrides, str(tmp_path)) == first + "-1"  # a repeated trial
-    monkeypatch.setenv(sweep.SWEPT_ENV, "")
-    assert sweep.job_dirname(7, overrides, str(tmp_path)) == "7"
+    assert job_dirname(0, overrides, str(tmp_path)) == first  # same job, same folder
+    assert job_dirname(1, overrides, str(tmp_path)) == first + "-1"  # a repeated trial
+    monkeypatch.setenv(SWEPT_ENV, "")
+    assert job_dirname(7, overrides, str(tmp_path)) == "7"
 
 
 def test_group_runs_pools_seeds_and_keeps_failures():
@@ -307,7 +308,7 @@ def test_a_machines_local_config_is_picked_up_by_every_run(tmp_path, tiny_data):
     partition and account; the command line still wins, and without the file nothing changes."""
     import importlib.resources
 
-    from conftest import run_cli
+    from helpers import run_cli
 
     local = Path(str(importlib.resources.files("mnistx.conf") / "local" / "default.yaml"))
     if local.exists():

@@ -21,9 +21,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from mnistx.errors import UserError, exit_status
+from mnistx.runs.layout import CONFIG, METRICS, load_config
 
 KEYS = ("run", "ckpt", "data_dir")
 
@@ -48,7 +49,10 @@ def parse_settings(settings: Sequence[str]) -> dict[str, str]:
 
 
 def run_config(run_dir: Path, data_dir: str | None = None) -> DictConfig:
-    cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    """The run's own saved config (in today's shape, for a run of an earlier mnistx)."""
+    from mnistx.config.legacy import upgrade
+
+    cfg = upgrade(load_config(run_dir / CONFIG))
     cfg.output_dir = str(run_dir)  # was ${hydra:runtime.output_dir}, unknown outside Hydra
     if data_dir:
         cfg.data.data_dir = data_dir
@@ -59,7 +63,7 @@ def _accelerator(run_dir: Path) -> str:
     """Where the run was tested, if this machine has it (same device, same arithmetic)."""
     import torch
 
-    metrics_file = run_dir / "metrics.json"
+    metrics_file = run_dir / METRICS
     metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
     used = metrics.get("accelerator")
     if used == "cpu" or (used == "cuda" and torch.cuda.is_available()):
@@ -114,15 +118,16 @@ def evaluate(
     import lightning.pytorch as L
     from hydra.utils import instantiate
 
-    from mnistx import figures
-    from mnistx.inference import captions, most_confident_mistakes, predict_probs
-    from mnistx.module import ClassifierModule
-    from mnistx.report import write_json
-    from mnistx.run_folder import eval_dir, locate, register_resolvers
-    from mnistx.train import _quiet_libraries
+    from mnistx.config.compose import register_resolvers
+    from mnistx.inspection import drawing
+    from mnistx.inspection.inference import captions, most_confident_mistakes, predict_probs
+    from mnistx.runs.layout import eval_dir, locate
+    from mnistx.runs.records import write_json
+    from mnistx.training.module import ClassifierModule
+    from mnistx.training.runtime import quiet_libraries
 
     register_resolvers()
-    _quiet_libraries()
+    quiet_libraries()
     run_dir, ckpt_path = locate(run, ckpt)
     cfg = run_config(run_dir, data_dir)
     out_dir = eval_dir(run_dir, ckpt_path, out)
@@ -145,10 +150,10 @@ def evaluate(
     probs = predict_probs(module, x)
     names = [str(c) for c in datamodule.classes] or [str(i) for i in range(probs.shape[1])]
     rows, pairs, confmat = per_class(probs, y, names)
-    figures.save(figures.confusion_figure(confmat, names), out_dir / "confusion_matrix.png")
+    drawing.save(drawing.confusion_figure(confmat, names), out_dir / "confusion_matrix.png")
     wrong = most_confident_mistakes(probs, y, 32)
     if len(wrong):
-        fig = figures.image_grid(
+        fig = drawing.image_grid(
             x[wrong].cpu(),
             captions(probs, y, wrong),
             [True] * len(wrong),
@@ -156,7 +161,7 @@ def evaluate(
             datamodule.std,
             "Most confidently wrong test images",
         )
-        figures.save(fig, out_dir / "misclassified.png")
+        drawing.save(fig, out_dir / "misclassified.png")
 
     report = {
         "test/acc": results["test/acc"],

@@ -42,10 +42,22 @@ def _exit() -> None:
     if not _status:
         return
     logging.shutdown()
+    _save_coverage()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # closed, or its reader has gone
             stream.flush()
     os._exit(_status[-1])
+
+
+def _save_coverage() -> None:
+    """Under coverage (the test suite's subprocesses), write its data first: its own exit
+    handler was registered before this one, so it would run after `os._exit`, i.e. never."""
+    coverage = sys.modules.get("coverage")
+    current = getattr(getattr(coverage, "Coverage", None), "current", None)
+    cov = current() if current else None
+    if cov is not None:
+        cov.stop()
+        cov.save()
 
 
 atexit.register(_exit)

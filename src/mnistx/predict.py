@@ -5,7 +5,7 @@
     python -m mnistx.predict ckpt=.../checkpoints/last.ckpt images=seven.png --show sheet.png
 
 `images` is a file, a folder (its PNG/JPEG/BMP/GIF/TIFF/WebP files) or a glob. Each image is
-converted to MNIST's convention (mnistx.digit_image) and normalised with the run's own
+converted to MNIST's convention (mnistx.data.digit_image) and normalised with the run's own
 constants. A file that cannot be used gets its own error line; the others are still
 predicted, and the exit status is 1 if any failed.
 """
@@ -65,11 +65,11 @@ def predict(
     """Predictions for every usable image, and an error line for each unusable one."""
     import torch
 
-    from mnistx.digit_image import load_digit
+    from mnistx.data.digit_image import load_digit
     from mnistx.eval import run_config
-    from mnistx.inference import predict_probs
-    from mnistx.module import ClassifierModule
-    from mnistx.run_folder import check_new_file, locate
+    from mnistx.inspection.inference import predict_probs
+    from mnistx.runs.layout import check_new_file, locate
+    from mnistx.training.module import ClassifierModule
 
     paths = image_paths(images)
     run_dir, ckpt_path = locate(run, ckpt)
@@ -85,7 +85,7 @@ def predict(
             used.append(path)
         except UserError as e:
             errors.append(str(e))
-    results = []
+    results: list[dict[str, Any]] = []
     if inputs:
         x = torch.stack(inputs)
         probs = predict_probs(module, x)
@@ -102,10 +102,10 @@ def predict(
                 }
             )
         if show:
-            from mnistx import figures
+            from mnistx.inspection import drawing
 
             titles = [f"{r['prediction']} ({r['top3'][0]['probability']:.2f})" for r in results]
-            fig = figures.image_grid(
+            fig = drawing.image_grid(
                 x,
                 titles,
                 None,
@@ -113,7 +113,7 @@ def predict(
                 data.std,
                 "Inputs as the model saw them: prediction (probability)",
             )
-            figures.save(fig, Path(show))
+            drawing.save(fig, Path(show))
     return results, errors
 
 
@@ -142,8 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{r['image']}: {r['prediction']}   (top 3: {top})")
         if args.show and results:
             print(f"Inputs as the model saw them: {args.show}")
-    for e in errors:
-        print(f"error: {e}", file=sys.stderr)
+    for message in errors:
+        print(f"error: {message}", file=sys.stderr)
     return 1 if errors else 0
 
 

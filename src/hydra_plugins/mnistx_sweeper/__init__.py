@@ -3,7 +3,7 @@ was cut short) and the Optuna sweeper (mnistx.hpo).
 
 Here, under `hydra_plugins`, because Hydra builds sweepers only from that package; train.py
 registers them explicitly (Hydra does not find plugins of an editable install, Hydra #2359).
-The decisions are mnistx.sweep's and mnistx.hpo's; these classes only apply them
+The decisions are mnistx.sweeps' and mnistx.hpo's; these classes only apply them
 to Hydra's sweep loop.
 
 Run into a folder that already holds a sweep (`hydra.sweep.dir=<it>`, or `resume=<it>`), it
@@ -29,8 +29,14 @@ log = logging.getLogger("mnistx")
 
 class GridSweeper(BasicSweeper):
     def sweep(self, arguments: list[str]) -> Any:
-        from mnistx.run_folder import SWEEP_CONFIG
-        from mnistx.sweep import FINISHED, covering_jobs, describe_plan, plan_rerun, rerun_overrides
+        from mnistx.runs.layout import SWEEP_CONFIG
+        from mnistx.sweeps.rerun import (
+            FINISHED,
+            covering_jobs,
+            describe_plan,
+            plan_rerun,
+            rerun_overrides,
+        )
 
         assert self.config is not None and self.launcher is not None
         assert self.hydra_context is not None

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mnistx.hpo.settings import directions, objectives
 from mnistx.hpo.study import FOLDER, counts
-from mnistx.sweep import override_value
+from mnistx.sweeps.overrides import override_value
 
 log = logging.getLogger("mnistx")
 

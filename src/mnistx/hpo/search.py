@@ -22,91 +22,14 @@ from omegaconf import DictConfig, OmegaConf
 from mnistx.errors import UserError
 from mnistx.hpo import results, settings
 from mnistx.hpo import study as studies
-from mnistx.sweep import override_value
+from mnistx.hpo.space import search_space
+from mnistx.sweeps.overrides import override_value
 
 log = logging.getLogger("mnistx")
 WAIT_FOR_OTHERS = 2.0  # seconds between looks at other workers' running trials
 
 
 # --- the search space -----------------------------------------------------------------------
-
-
-def distribution(key: str, value: Any) -> Any:
-    """The Optuna distribution of a parsed sweep override: choice(...) or a, b, c ->
-    categorical; interval(lo, hi) -> float (int when both ends are); range(lo, hi, step) ->
-    stepped int or float; tag(log, ...) -> log scale."""
-    from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    log_scale = "log" in getattr(value, "tags", set())
-    if isinstance(value, ChoiceSweep):
-        return CategoricalDistribution(list(value.list))
-    if isinstance(value, IntervalSweep):
-        lo, hi = value.start, value.end
-        if isinstance(lo, int) and isinstance(hi, int):
-            return IntDistribution(lo, hi, log=log_scale)
-        return FloatDistribution(float(lo), float(hi), log=log_scale)
-    if isinstance(value, RangeSweep):
-        step = value.step or 1
-        values = list(_range_values(value.start, value.stop, step))
-        if not values:
-            raise UserError(f"{key}: range({value.start}, {value.stop}, {step}) is empty.")
-        if all(isinstance(v, int) for v in (value.start, value.stop, step)):
-            return IntDistribution(values[0], values[-1], step=step, log=log_scale and step == 1)
-        return FloatDistribution(float(values[0]), float(values[-1]), step=float(step))
-    raise UserError(
-        f"{key}={value} is not a search range Optuna can sample. Use choice(a,b,...), "
-        "interval(lo,hi), range(lo,hi,step), and tag(log, interval(lo,hi)) for a log scale."
-    )
-
-
-def _range_values(start: float, stop: float, step: float) -> Sequence[float]:
-    values, v = [], start
-    while (step > 0 and v < stop) or (step < 0 and v > stop):
-        values.append(v)
-        v += step
-    return values
-
-
-def search_space(sweeper: DictConfig, arguments: Sequence[str]) -> tuple[dict, list[str]]:
-    """The searched keys (hydra.sweeper.params, and sweeps on the command line) as Optuna
-    distributions, and the other command-line overrides, which every trial gets: a key of
-    the search space set to one value there (data.batch_size=64) is no longer searched."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    params = sweeper.get("params") or {}
-    words = [f"{k}={v}" for k, v in params.items()]
-    parser = OverridesParser.create()
-    space: dict[str, Any] = {}
-    fixed: list[str] = []
-    from hydra.errors import HydraException
-
-    try:
-        parsed = parser.parse_overrides([*words, *arguments])
-    except HydraException as e:
-        detail = str(e).strip().splitlines()[0]
-        raise UserError(
-            f"The search space cannot be read: {detail}. Each entry of hydra.sweeper.params "
-            "is choice(a,b,...), interval(lo,hi), range(lo,hi,step) or tag(log, interval(lo,"
-            "hi)), e.g. hydra.sweeper.params.optimizer.lr='tag(log, interval(1e-4,1e-1))'."
-        ) from None
-    for override in parsed:
-        key = override.get_key_element()
-        if override.is_sweep_override():
-            space[key.lstrip("+~")] = distribution(key, override.value())
-        else:  # a constant, every trial's; on the command line, it pins a searched key
-            space.pop(key.lstrip("+~"), None)
-            fixed.append(override.input_line)
-    if not space:
-        raise UserError(
-            "An Optuna search needs something to search: hydra.sweeper.params is empty and the "
-            "command line sweeps nothing. Add e.g. 'optimizer.lr=tag(log, interval(1e-4, 1e-1))'"
-            " or use hparams_search=optuna's search space."
-        )
-    return space, fixed
-
-
-# --- the search -------------------------------------------------------------------------------
 
 
 class Search:
@@ -130,7 +53,7 @@ class Search:
         self._waiting_for: list[int] = []
 
     def run(self) -> list[Any]:
-        from mnistx.run_folder import SWEEP_CONFIG
+        from mnistx.runs.layout import SWEEP_CONFIG
 
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         record = self.sweep_dir / SWEEP_CONFIG
@@ -260,7 +183,7 @@ class Search:
         """The trial's result, from the job's metrics.json."""
         from optuna.trial import TrialState
 
-        from mnistx.run_folder import read_metrics
+        from mnistx.runs.records import read_metrics
 
         folder = Path(str(result.hydra_cfg.hydra.runtime.output_dir))
         trial.set_user_attr(studies.FOLDER, str(folder))
@@ -275,7 +198,7 @@ class Search:
             return
         values = [metrics.get(name) for name in self.objectives]
         if status == "ok" and all(isinstance(v, int | float) for v in values):
-            self.study.tell(trial, [float(v) for v in values])
+            self.study.tell(trial, [float(v) for v in values if v is not None])
             return
         if metrics.get("reason"):
             trial.set_user_attr("mnistx.reason", str(metrics["reason"])[:500])

@@ -112,7 +112,8 @@ def check_settings(sweeper: DictConfig) -> None:
 
 def _options(sweeper: DictConfig, key: str) -> dict[str, Any]:
     options = sweeper.get(key)
-    return dict(OmegaConf.to_container(options, resolve=True)) if options else {}
+    plain = OmegaConf.to_container(options, resolve=True) if options else {}
+    return {str(k): v for k, v in plain.items()} if isinstance(plain, dict) else {}
 
 
 def make_sampler(sweeper: DictConfig, seed: int | None) -> Any:
@@ -164,7 +165,7 @@ def make_pruner(sweeper: DictConfig, max_epochs: int | None) -> Any:
         },
         "successive_halving": {"min_resource": 1, "reduction_factor": 3},
     }
-    classes = {
+    classes: dict[str, Any] = {
         "median": optuna.pruners.MedianPruner,
         "hyperband": optuna.pruners.HyperbandPruner,
         "successive_halving": optuna.pruners.SuccessiveHalvingPruner,

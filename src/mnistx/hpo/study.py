@@ -78,7 +78,7 @@ def open_study(sweeper: DictConfig, max_epochs: int | None = None, create: bool 
                 study_name=name,
                 storage=make_storage(url),
                 load_if_exists=True,
-                directions=directions(sweeper),
+                directions=directions(sweeper),  # type: ignore[arg-type]
                 pruner=pruner,
             )
     except (UserError, KeyError):

@@ -1,4 +1,6 @@
-"""Trims the bookkeeping Lightning does around every training step when nothing needs it.
+"""Every place mnistx relies on Lightning's internals: the bookkeeping it trims around each
+training step when nothing needs it. tests/test_lightning_patches.py checks each assumption
+against the installed Lightning and fails naming the one a release changed.
 
 On this project's 2-core reference machine a small MLP's whole step takes ~3 ms, and
 Lightning's loop adds ~1 ms to it. Two parts of that are pure ceremony and can go without
@@ -9,7 +11,10 @@ changing what a run computes or records:
 - callback hooks that do nothing: every per-batch hook is called on every callback, each call
   formatting the callback's `state_key` string for the profiler, even when the callback only
   inherits `Callback`'s empty method. Lightning skips a hook whose attribute is not callable,
-  so an idle hook is set to None on that callback instance.
+  so an idle hook is set to None on that callback instance;
+- the hook name: Lightning sets `LightningModule._current_fx_name` around every hook call, ~40
+  times per step, through nn.Module.__setattr__'s parameter/buffer/module checks (~0.2 ms per
+  step); a string is none of those, so it is stored directly.
 """
 
 from __future__ import annotations
@@ -40,8 +45,23 @@ _NOTHING = contextlib.nullcontext()
 class NullProfiler(PassThroughProfiler):
     """Lightning's default no-op profiler without the per-call generator."""
 
-    def profile(self, action_name: str) -> contextlib.AbstractContextManager:
+    def profile(self, action_name: str) -> contextlib.AbstractContextManager:  # type: ignore[override]
         return _NOTHING
+
+
+class DirectHookName:
+    """Mixin for a LightningModule: `_current_fx_name` bypasses nn.Module.__setattr__."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
+
+def attached_trainer(module: Any) -> Any:
+    """The Trainer a LightningModule is attached to, or None (`module.trainer` raises then)."""
+    return module._trainer
 
 
 def _idle(callback: Callback, hook: str) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from mnistx.loader import Split, TensorBatches
+from mnistx.data.batches import Split, TensorBatches
 
 
 def _seen(batches: TensorBatches) -> list[int]:

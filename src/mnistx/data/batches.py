@@ -35,14 +35,13 @@ class Split:
         """On `device`; `moved` maps tensors already moved, so splits of one decoded set share
         one copy there too."""
 
-        def move(t: torch.Tensor | None) -> torch.Tensor | None:
-            if t is None:
-                return None
+        def move(t: torch.Tensor) -> torch.Tensor:
             if id(t) not in moved:
                 moved[id(t)] = t.to(device)
             return moved[id(t)]
 
-        return Split(move(self.x), move(self.y), move(self.index))
+        index = None if self.index is None else move(self.index)
+        return Split(move(self.x), move(self.y), index)
 
 
 class TensorBatches:

@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 from typing import Any
 
 import lightning.pytorch as L
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from mnistx.config.build import build, check_arguments, complete
+from mnistx.config.legacy import upgrade_hparams
 from mnistx.errors import DivergedError
-from mnistx.models import build_network
+from mnistx.models.networks import build_network
+from mnistx.training.lightning_patches import DirectHookName, attached_trainer
 
 # Scheduler attributes set from the run's length (CosineAnnealingLR, OneCycleLR).
 _HORIZON = ("T_max", "total_steps", "_schedule_phases")
 
 
-class ClassifierModule(L.LightningModule):
+class ClassifierModule(DirectHookName, L.LightningModule):
     """Builds its parts from plain config dicts, so a checkpoint rebuilds itself.
 
     The hyperparameters saved in checkpoints are only those dicts (strings and numbers), never
@@ -28,6 +31,10 @@ class ClassifierModule(L.LightningModule):
     Per-step work is kept to the forward/backward pass and metric accumulation; values are
     logged once per epoch.
     """
+
+    # Set per split in __init__ (setattr), named here for the type checker.
+    train_loss: MeanMetric
+    train_acc: MulticlassAccuracy
 
     def __init__(
         self,
@@ -38,15 +45,21 @@ class ClassifierModule(L.LightningModule):
         augment: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        # A checkpoint written before the scheduler keys were flattened (or the modules moved)
+        # is read in today's shape.
+        model, loss, scheduler, augment = upgrade_hparams(model, loss, scheduler, augment)
         self.save_hyperparameters(logger=False)
         self.net = build_network(model)
         self.channels_last = bool(model.get("channels_last"))
-        transform = instantiate(augment) if augment else None
+        transform = build("augment", augment) if augment else None
         self.augment = None if transform is None or transform.identity else transform
         # Lets Lightning's model summary show each layer's input and output shapes.
         c, size = model.get("in_channels", 1), model.get("image_size", 28)
         self.example_input_array = torch.zeros(2, c, size, size)
-        self.criterion = instantiate(loss)
+        self.criterion = build("loss", loss)
+        # Built once, when Lightning asks (configure_optimizers); its arguments checked now.
+        self.make_optimizer = build("optimizer", optimizer)
+        check_arguments("optimizer", self.make_optimizer, [])
         n = model["num_classes"]
         for split in ("train", "val", "test"):
             setattr(self, f"{split}_loss", MeanMetric(nan_strategy="disable"))
@@ -65,22 +78,16 @@ class ClassifierModule(L.LightningModule):
     @classmethod
     def from_config(cls, cfg: DictConfig) -> ClassifierModule:
         """The module a composed run config describes, from plain (resolved) dicts."""
-        return cls(
-            **{
-                k: OmegaConf.to_container(cfg[k], resolve=True)
-                for k in ("model", "optimizer", "loss", "scheduler", "augment")
-                if k in cfg
-            }
-        )
+        parts: dict[str, Any] = {
+            k: OmegaConf.to_container(cfg[k], resolve=True)
+            for k in ("model", "optimizer", "loss", "scheduler", "augment")
+            if k in cfg
+        }
+        return cls(**parts)
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Lightning sets `_current_fx_name` around every hook call, ~40 times per training
-        # step; nn.Module.__setattr__'s parameter/buffer/module checks then cost ~0.2 ms per
-        # step. A string is none of those, so store it directly.
-        if name == "_current_fx_name":
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
+    @property
+    def trainer_attached(self) -> bool:
+        return attached_trainer(self) is not None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -92,7 +99,7 @@ class ClassifierModule(L.LightningModule):
         x, y = batch
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        if self.augment is not None and self._trainer is not None and self.trainer.training:
+        if self.augment is not None and self.trainer_attached and self.trainer.training:
             x = self.augment(x)
         return x, y
 
@@ -154,7 +161,7 @@ class ClassifierModule(L.LightningModule):
             self._diverged(loss, f"in epoch {self.current_epoch + 1}")
 
     def _diverged(self, loss: torch.Tensor, where: str) -> None:
-        lr, value = self.hparams.optimizer.get("lr"), float(loss.detach())
+        lr, value = self.hparams["optimizer"].get("lr"), float(loss.detach())
         raise DivergedError(
             f"Training diverged: train/loss became {value} {where} (optimizer.lr={lr}; "
             "a too-high learning rate is the usual cause). Lower optimizer.lr, or try "
@@ -216,7 +223,7 @@ class ClassifierModule(L.LightningModule):
     def _fused_unsupported(self) -> bool:
         """Fused optimizers unscale fp16 gradients inside their step, so Lightning cannot clip
         them first; that one combination falls back to the unfused implementation."""
-        trainer = self._trainer
+        trainer = attached_trainer(self)
         return (
             trainer is not None
             and str(trainer.precision).startswith("16")
@@ -224,28 +231,26 @@ class ClassifierModule(L.LightningModule):
         )
 
     def configure_optimizers(self) -> Any:
-        make_optimizer = instantiate(self.hparams.optimizer)
+        make_optimizer = self.make_optimizer
         if make_optimizer.keywords.get("fused") and self._fused_unsupported():
-            make_optimizer.keywords["fused"] = False
-        optimizer = make_optimizer(params=self.parameters())
-        sched_cfg = self.hparams.scheduler or {}
+            make_optimizer = functools.partial(make_optimizer, fused=False)
+        optimizer = complete("optimizer", make_optimizer, params=self.parameters())
+        sched_cfg = dict(self.hparams["scheduler"] or {})
+        interval = sched_cfg.pop("interval", "epoch")
         self._horizons = []
-        if not sched_cfg.get("scheduler"):
+        if not sched_cfg.get("_target_"):  # scheduler=none: a constant learning rate
             return optimizer
-        make = instantiate(sched_cfg["scheduler"])
+        make = build("scheduler", sched_cfg)
         kwargs = {}
         if "total_steps" in inspect.signature(make.func).parameters and "total_steps" not in (
             make.keywords
         ):
             kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
-        scheduler = make(optimizer, **kwargs)
+        scheduler = complete("scheduler", make, optimizer, **kwargs)
         self._horizons = [
             {k: copy.deepcopy(getattr(scheduler, k)) for k in _HORIZON if hasattr(scheduler, k)}
         ]
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {
-                "scheduler": scheduler,
-                "interval": sched_cfg.get("interval", "epoch"),
-            },
+            "lr_scheduler": {"scheduler": scheduler, "interval": interval},
         }

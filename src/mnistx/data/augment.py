@@ -33,6 +33,8 @@ class BatchAffine(nn.Module):
     handwriting varies; it costs one small blur, not a second resampling.
     """
 
+    _blur: torch.Tensor  # a buffer (register_buffer), named here for the type checker
+
     def __init__(
         self,
         degrees: float = 0.0,

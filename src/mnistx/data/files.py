@@ -11,6 +11,7 @@ import hashlib
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 from mnistx.errors import UserError
 
@@ -89,7 +90,7 @@ def check_pairs(raw: Path, resources: list[tuple[str, str]], num_classes: int | 
 
 
 def ensure_raw_files(
-    dataset_cls: type, root: str | os.PathLike, num_classes: int | None = None
+    dataset_cls: Any, root: str | os.PathLike, num_classes: int | None = None
 ) -> Path:
     """Check, extract or download the four raw files of `dataset_cls` under root/<Name>/raw,
     and that each split's images and labels agree."""
@@ -139,7 +140,7 @@ def ensure_raw_files(
     return raw
 
 
-def _fetch(dataset_cls: type, gz: str, md5: str, raw: Path, download_and_extract) -> None:
+def _fetch(dataset_cls: Any, gz: str, md5: str, raw: Path, download_and_extract) -> None:
     """Fetch one file from the dataset's mirrors (as torchvision's own download loop does)."""
     errors = []
     for mirror in dataset_cls.mirrors:

@@ -16,8 +16,8 @@ from typing import Any
 import lightning.pytorch as L
 import torch
 
-from mnistx import figures
-from mnistx.inference import captions, most_confident_mistakes, predict_probs
+from mnistx.inspection import drawing
+from mnistx.inspection.inference import captions, most_confident_mistakes, predict_probs
 
 
 class Pictures(L.Callback):
@@ -38,7 +38,7 @@ class Pictures(L.Callback):
         """To TensorBoard and/or as a PNG file, encoded once for both."""
         if not trainer.is_global_zero:
             return
-        png = figures.png(image)
+        png = drawing.png(image)
         if name:
             (self.out / name).write_bytes(png)
         writer = self._writer(trainer)
@@ -57,10 +57,10 @@ class Pictures(L.Callback):
         else:
             titles = captions(probs, y, idx)
             wrong = [bool(probs[i].argmax() != y[i]) for i in idx]
-        return figures.image_grid(x[idx].cpu(), titles, wrong, dm.mean, dm.std, title)
+        return drawing.image_grid(x[idx].cpu(), titles, wrong, dm.mean, dm.std, title)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        dm = trainer.datamodule
+        dm = trainer.datamodule  # type: ignore[attr-defined]
         dm.setup("fit")
         x, y = dm.splits["train"].rows(slice(0, self.n))
         idx = torch.arange(len(x))
@@ -71,7 +71,7 @@ class Pictures(L.Callback):
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
             return
-        dm = trainer.datamodule
+        dm = trainer.datamodule  # type: ignore[attr-defined]
         x, y = dm.splits["val"].rows(slice(0, self.val_images))
         probs = predict_probs(pl_module, x)
         idx = most_confident_mistakes(probs, y, self.n)
@@ -80,10 +80,11 @@ class Pictures(L.Callback):
             self._emit(trainer, fig, "val/misclassified", None, trainer.current_epoch)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if getattr(pl_module, "history", None):
+        history = getattr(pl_module, "history", None)  # ClassifierModule's per-epoch record
+        if history:
             self._emit(
                 trainer,
-                figures.curves_figure(pl_module.history),
+                drawing.curves_figure(history),
                 "curves",
                 "curves.png",
                 trainer.current_epoch,
@@ -108,7 +109,7 @@ class Pictures(L.Callback):
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         from torchmetrics.functional.classification import multiclass_confusion_matrix
 
-        dm = trainer.datamodule
+        dm = trainer.datamodule  # type: ignore[attr-defined]
         x, y = dm.splits["test"].tensors()
         y = y.cpu()
         kept = getattr(self, "_test_probs", [])
@@ -132,7 +133,7 @@ class Pictures(L.Callback):
         names = dm.classes or [str(i) for i in range(probs.shape[1])]
         self._emit(
             trainer,
-            figures.confusion_figure(confmat, names),
+            drawing.confusion_figure(confmat, names),
             "test/confusion_matrix",
             "confusion_matrix.png",
             step,

@@ -6,10 +6,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from mnistx.config.build import build
 from mnistx.errors import UserError
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -150,10 +150,12 @@ def build_network(cfg: Mapping[str, Any] | DictConfig) -> nn.Module:
     (`channels_last`, `compile`: how it runs, not what it is, so not the network's arguments).
     `compile` is true or torch.compile's keyword arguments ({mode: max-autotune}). Compiling is
     in place, so state-dict keys and checkpoints match an uncompiled run's."""
-    cfg = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
-    compile_net = cfg.pop("compile", False)
-    channels_last = cfg.pop("channels_last", False)
-    net = instantiate(cfg)
+    plain: dict[str, Any] = dict(
+        OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg  # type: ignore[arg-type]
+    )
+    compile_net = plain.pop("compile", False)
+    channels_last = plain.pop("channels_last", False)
+    net = build("model", plain)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     if compile_net:

@@ -3,7 +3,7 @@
 They are painted with PIL, captions and labels in Pillow's scalable font: a few milliseconds
 each, where matplotlib needed ~0.1-0.2 s to lay out and rasterise their dozens of text labels
 and ticks (a 3-epoch sweep job draws eight: five, and a grid after each epoch). The comparison
-report's plots, drawn once per sweep, stay matplotlib's (mnistx.plots).
+report's plots, drawn once per sweep, stay matplotlib's (mnistx.sweeps.report_plots).
 Every function returns a PIL image; `png` encodes one for a file and TensorBoard alike.
 """
 
@@ -64,9 +64,9 @@ def image_grid(
     width, height = gap + cols * (w + gap), title_band + rows * (h + caption + gap)
     canvas = np.full((height, width, 3), 255, dtype=np.uint8)
     pixels = (images.detach().float().cpu() * std + mean).clamp(0, 1).mul(255).round()
-    pixels = pixels.to(torch.uint8).permute(0, 2, 3, 1).numpy()  # (N, H, W, C)
+    array = pixels.to(torch.uint8).permute(0, 2, 3, 1).numpy()  # (N, H, W, C)
     for i, (left, top, _, _) in enumerate(grid_boxes(n, cols, h, w)):
-        canvas[top // ZOOM : top // ZOOM + h, left // ZOOM : left // ZOOM + w] = pixels[i]
+        canvas[top // ZOOM : top // ZOOM + h, left // ZOOM : left // ZOOM + w] = array[i]
     image = Image.fromarray(canvas, "RGB")
     image = image.resize((width * ZOOM, height * ZOOM), Image.Resampling.NEAREST)
     draw = ImageDraw.Draw(image)
@@ -95,7 +95,7 @@ def _blues(value: float) -> tuple[int, int, int]:
 def _vertical_text(text: str, size: int) -> Image.Image:
     f = font(size)
     left, top, right, bottom = f.getbbox(text)
-    label = Image.new("RGB", (right - left + 2, bottom - top + 2), WHITE)
+    label = Image.new("RGB", (int(right - left) + 2, int(bottom - top) + 2), WHITE)
     ImageDraw.Draw(label).text((1 - left, 1 - top), text, fill=BLACK, font=f)
     return label.rotate(90, expand=True)
 

@@ -10,10 +10,10 @@ import lightning.pytorch as L
 import torch
 from hydra.utils import get_class
 
-from mnistx.checks import check_val_interval
-from mnistx.data_files import check_idx, ensure_raw_files
+from mnistx.config.checks import check_val_interval
+from mnistx.data.batches import Split, TensorBatches
+from mnistx.data.files import check_idx, ensure_raw_files
 from mnistx.errors import UserError
-from mnistx.loader import Split, TensorBatches
 
 # What _load decoded last in this process (the files it came from, the tensors), and the
 # train/val row numbers _split drew from them per (seed, val_size).
@@ -44,7 +44,7 @@ class MNISTDataModule(L.LightningDataModule):
         num_classes: int = 10,
     ) -> None:
         super().__init__()
-        self.dataset_cls = get_class(dataset)
+        self.dataset_cls: Any = get_class(dataset)
         self.data_dir = os.path.expanduser(str(data_dir))
         self.num_classes, self.channels, self.image_size = num_classes, channels, image_size
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
@@ -132,6 +132,7 @@ class MNISTDataModule(L.LightningDataModule):
 
     def _train_batches(self) -> int:
         """Training batches per epoch (on this rank), as Lightning counts them."""
+        assert self.trainer is not None
         n, limit = len(self.train_dataloader()), self.trainer.limit_train_batches
         return int(n * limit) if isinstance(limit, float) else min(n, limit)
 
@@ -150,7 +151,7 @@ class MNISTDataModule(L.LightningDataModule):
     def train_dataloader(self) -> TensorBatches:
         # trainer.overfit_batches (debug=overfit) trains on the same first batches every
         # epoch; Lightning turns off shuffling only for torch DataLoaders.
-        overfit = self.trainer is not None and self.trainer.overfit_batches > 0
+        overfit = self.trainer is not None and self.trainer.overfit_batches > 0  # type: ignore[attr-defined]
         return self._batches("train", self.batch_size, shuffle=not overfit)
 
     def val_dataloader(self) -> TensorBatches:

@@ -1,0 +1,37 @@
+"""Composing the config a command line describes, with mnistx's resolvers registered."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+from mnistx.runs.resolvers import config_subdir, job_dirname, run_dir, unique_dir
+
+
+def register_resolvers() -> None:
+    """Make the run-folder resolvers (unique_dir, job_dirname, run_dir, config_subdir)
+    available to Hydra configs.
+
+    Cached in the config (use_cache): Hydra copies that cache into each sweep job's config, so
+    a joblib worker or SLURM job resolves the sweep folder the launcher claimed, not a new one.
+    """
+    for name, fn in (
+        ("unique_dir", unique_dir),
+        ("job_dirname", job_dirname),
+        ("run_dir", run_dir),
+        ("config_subdir", config_subdir),
+    ):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn, use_cache=True)
+
+
+def compose_config(overrides: Sequence[str] = (), with_hydra: bool = False) -> DictConfig:
+    """The config `python -m mnistx.train <overrides>` would run, for notebooks, tests and
+    benchmarks (`with_hydra`: with the `hydra` node too). Outside a Hydra run, pass
+    `output_dir=<folder>` among the overrides."""
+    from hydra import compose, initialize_config_module
+
+    register_resolvers()
+    with initialize_config_module("mnistx.conf", version_base="1.3"):
+        return compose("train", overrides=list(overrides), return_hydra_config=with_hydra)

@@ -1,0 +1,1 @@
+"""The networks (an MLP and a small CNN, sized from config) and the training losses."""

@@ -1,0 +1,264 @@
+"""The run folder's checks, before Hydra creates or writes anything.
+
+A refused command leaves every file as it was: a resume must name a run that is not running
+and has something left to do; a new run is never aimed at another run's folder; a sweep run
+again into its folder must be the same sweep. `resume=<sweep folder>` becomes that sweep's
+command line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from mnistx.errors import UserError
+from mnistx.runs.continuation import checkpoint_epochs, epochs_done, requested_epochs, typed
+from mnistx.runs.env import is_rank_zero
+from mnistx.runs.layout import (
+    CONFIG,
+    LAST,
+    OUTPUTS,
+    SWEEP_CONFIG,
+    folder_of,
+    holds_run,
+    load_config,
+    resume_arg,
+    resume_command,
+    sweep_jobs,
+)
+from mnistx.runs.lock import hold, in_use
+from mnistx.runs.records import is_finished, read_metrics
+from mnistx.sweeps.overrides import hydra_quoted, override_key, sweep_grid, swept_keys_of
+from mnistx.sweeps.rerun import FINISHED, plan_rerun
+
+
+def _epochs(n: int) -> str:
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
+
+
+def preflight(overrides: Sequence[str], multirun: bool) -> list[str] | None:
+    """Decide about the run folder before Hydra writes anything into it.
+
+    A resume must name a run, not be running already, and either continue an unfinished run
+    or extend a finished one (a finished run asked for nothing new is left as it is: exit 0).
+    A new run must not be aimed at a folder that holds a run. A sweep run again into its
+    folder must be the same sweep (it is then finished: `sweep_rerun`). `resume=<sweep
+    folder>` is that command, returned as the overrides of a multirun to run instead.
+    """
+
+    if not is_rank_zero():
+        return None  # the extra DDP processes join the folder their first process owns
+    values = {override_key(o): o for o in overrides}
+    resume = typed(values["resume"]) if "resume" in values else None
+    ckpt = typed(values["ckpt_path"]) if "ckpt_path" in values else None
+    folder = folder_of(resume, ckpt)
+    if "hydra.sweeper.max_batch_size" in values:
+        size = typed(values["hydra.sweeper.max_batch_size"])
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
+            raise UserError(
+                f"hydra.sweeper.max_batch_size={size} must be null (launch the whole grid at "
+                "once) or a number of jobs >= 1 per launch. Example: "
+                "hydra.sweeper.max_batch_size=4"
+            )
+    if multirun and values.get("hydra/launcher", "").endswith("=slurm"):
+        _check_slurm()
+    if folder is None:
+        key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+        target = typed(values[key]) if key in values else None
+        _check_writable(Path(os.path.expanduser(str(target or OUTPUTS))), key)
+        if target and multirun:
+            sweep_rerun(Path(os.path.expanduser(str(target))), overrides)
+        if target and not multirun and holds_run(Path(os.path.expanduser(target))):
+            raise UserError(
+                f"hydra.run.dir={target} holds a run already, and a run never writes into "
+                f"another run's folder. To continue that run: {resume_command(target)}; to "
+                "start a new one, drop hydra.run.dir= (a fresh folder under outputs/ is made) "
+                "or name a folder that does not exist yet."
+            )
+        return None
+    if resume and (folder / SWEEP_CONFIG).is_file() and not (folder / CONFIG).is_file():
+        return _sweep_command(folder, overrides)
+    if multirun:
+        raise UserError(
+            "resume= continues one run in its own folder; run it without -m/--multirun "
+            f"(once per run): {resume_command(folder)}"
+        )
+    if "hydra.run.dir" in values:
+        raise UserError(
+            f"resume= continues the run in its own folder ({folder}), so hydra.run.dir= cannot "
+            f"send it elsewhere. Drop hydra.run.dir=: {resume_command(folder)}"
+        )
+    if not (folder / CONFIG).is_file():
+        jobs = sweep_jobs(folder)
+        hint = (
+            f"{folder} is a sweep folder; resume one of its jobs, e.g. {resume_command(jobs[0])}"
+            if jobs
+            else "Pass the folder of a run started with python -m mnistx.train, e.g. "
+            "resume=outputs/2026-11-23/14-02-11"
+        )
+        raise UserError(f"resume={folder}: not a run folder (no .hydra/config.yaml). {hint}")
+    ckpt_file = Path(os.path.expanduser(str(ckpt))) if ckpt else folder / LAST
+    if not ckpt_file.is_file():
+        raise UserError(
+            f"No checkpoint to resume from: {ckpt_file} does not exist (the run stopped before "
+            "its first epoch ended, or ran without checkpointing). Start it again instead."
+        )
+    if ckpt:  # a checkpoint named on the command line is checked even for a finished run
+        checkpoint_epochs(ckpt_file)
+    metrics = read_metrics(folder)
+    wanted = requested_epochs(overrides)
+    if wanted is not None and (
+        not isinstance(wanted, int) or isinstance(wanted, bool) or wanted < 1
+    ):
+        raise UserError(
+            f"trainer.max_epochs={wanted} must be an integer >= 1: the epoch count to train "
+            f"the run to. Example: {resume_command(folder, 'trainer.max_epochs=20')}"
+        )
+    if is_finished(metrics):
+        done = int(metrics.get("epochs") or 0)
+        if wanted is None:
+            test = metrics.get("test/acc")
+            acc = "not tested" if test is None else f"test accuracy {100 * test:.2f}%"
+            print(
+                f"{folder} is finished (status ok, {acc}, {_epochs(done)}); nothing to resume "
+                "and nothing was changed. To train it for more epochs: "
+                f"{resume_command(folder, f'trainer.max_epochs={done + 10}')}"
+            )
+            raise SystemExit(0)
+        if wanted <= done:
+            raise UserError(
+                f"trainer.max_epochs={wanted} is not above the {_epochs(done)} {folder} has "
+                "trained already, so there is nothing to extend. Ask for more: "
+                f"{resume_command(folder, f'trainer.max_epochs={done + 10}')}"
+            )
+    done = epochs_done(metrics, checkpoint_epochs(ckpt_file))
+    if wanted is not None and wanted < done:
+        raise UserError(
+            f"trainer.max_epochs={wanted} is below the {_epochs(done)} {folder} has trained "
+            f"already. Resume it with trainer.max_epochs={done} or more."
+        )
+    hold(folder)
+    return None
+
+
+def _check_slurm() -> None:
+    import shutil
+
+    if shutil.which("sbatch") is None:
+        raise UserError(
+            "hydra/launcher=slurm submits the sweep's jobs with SLURM's sbatch, which is not "
+            "installed here. Run the command on the cluster's login node, or drop "
+            "hydra/launcher=slurm to run the jobs on this machine (hydra/launcher=joblib "
+            "runs them in parallel)."
+        )
+
+
+def _is_hydra_key(override: str) -> bool:
+
+    return override_key(override).startswith(("hydra.", "hydra/"))
+
+
+def _sweep_record(folder: Path) -> DictConfig:
+    try:
+        record = load_config(folder / SWEEP_CONFIG)
+        record.hydra.overrides.task  # noqa: B018 (a sweep record has it)
+        return record
+    except Exception as e:
+        raise UserError(
+            f"Cannot read {folder / SWEEP_CONFIG} ({str(e).strip()[:200]}), the record of the "
+            "sweep in that folder, so it cannot be finished. python -m mnistx.compare "
+            f"{folder} still reports the jobs it has."
+        ) from None
+
+
+def _sweep_command(folder: Path, overrides: Sequence[str]) -> list[str]:
+    """`resume=<sweep folder>`: the sweep's own command line again, into its folder."""
+
+    record = _sweep_record(folder)
+    task = [str(o) for o in record.hydra.overrides.task]
+    others = [o for o in overrides if override_key(o) != "resume"]
+    changed = [o for o in others if not _is_hydra_key(o)]
+    if changed:
+        raise UserError(
+            f"resume={folder} finishes that sweep as it was started ({' '.join(task)}), so it "
+            f"takes no other settings (got: {' '.join(changed)}). To train a finished job "
+            "longer, extend it on its own: python -m mnistx.train resume=<job folder> "
+            "trainer.max_epochs=<more>"
+        )
+    if sweep_grid(record) is None:
+        raise UserError(
+            f"{folder} holds an Optuna search, which resumes from its study: run its command "
+            f"again: python -m mnistx.train -m {' '.join(task)}"
+        )
+    kept = [
+        str(o)
+        for o in record.hydra.overrides.hydra
+        if override_key(str(o)) not in ("hydra.mode", "hydra.sweep.dir")
+    ]
+    args = [*task, *kept, *others, f"hydra.sweep.dir={hydra_quoted(str(folder)) or folder}"]
+    sweep_rerun(folder, args)
+    return args
+
+
+def sweep_rerun(target: Path, overrides: Sequence[str]) -> None:
+    """A multirun into `target`, a folder that may hold a sweep already. Then it finishes
+    that sweep, so it must be the same one (the same task overrides), and not be running;
+    when all its jobs have finished, say so and exit 0 without touching a file."""
+
+    if not (target / SWEEP_CONFIG).is_file():
+        if holds_run(target):
+            raise UserError(
+                f"hydra.sweep.dir={target} is a single run's folder, and a sweep never writes "
+                "into a run's folder. Drop hydra.sweep.dir= (a fresh folder is made) or name "
+                "a folder that does not exist yet."
+            )
+        return
+    record = _sweep_record(target)
+    grid = sweep_grid(record)
+    if grid is None:
+        return  # an Optuna search's folder: its stored study resumes it
+    recorded = [str(o) for o in record.hydra.overrides.task]
+    asked = [o for o in overrides if not _is_hydra_key(o)]
+    if sorted(recorded) != sorted(asked):
+        raise UserError(
+            f"{target} holds the sweep `{' '.join(recorded)}`; running into its folder "
+            f"finishes that sweep, so the command must sweep the same (got `{' '.join(asked)}`)."
+            f" Finish it with: python -m mnistx.train {resume_arg(target)}; for another sweep, "
+            "drop hydra.sweep.dir= (a fresh folder is made)."
+        )
+    plan = plan_rerun(target, grid, swept_keys_of(record))
+    for job in plan:
+        owner = in_use(job.folder) if job.folder is not None else None
+        if owner:
+            raise UserError(
+                f"The sweep in {target} is still running: process {owner} trains in "
+                f"{job.folder}. Wait for it to end (or stop it), then run this again."
+            )
+    if all(job.state == FINISHED for job in plan):
+        print(
+            f"{target}: all {len(plan)} jobs of the sweep are finished; nothing to run and "
+            f"nothing was changed. Compare them: python -m mnistx.compare {target}"
+        )
+        raise SystemExit(0)
+
+
+def _check_writable(target: Path, key: str) -> None:
+    """The run (or sweep) folder can be created: try it in its nearest existing parent, and
+    leave nothing behind."""
+    import tempfile
+
+    parent = target
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    try:
+        if not parent.is_dir():
+            raise NotADirectoryError(20, "Not a directory", str(parent))
+        os.rmdir(tempfile.mkdtemp(dir=parent, prefix=".mnistx-check-"))
+    except OSError as e:
+        raise UserError(
+            f"Cannot create the run folder {target}: {e.strerror} in {parent.resolve()}. Run "
+            f"from a folder you can write to, or send the outputs elsewhere with {key}=<folder>."
+        ) from None

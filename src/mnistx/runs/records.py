@@ -1,0 +1,148 @@
+"""What a run folder says about its run: metrics.json, written whole, and never lost.
+
+A failed or interrupted extension of a finished run keeps the finished record (`previous`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeGuard
+
+from omegaconf import OmegaConf
+
+from mnistx.runs.layout import METRICS, OVERRIDES, SWEEP_CONFIG, load_config, resume_command
+from mnistx.sweeps.overrides import SWEPT_ENV, swept_keys_of, swept_values
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write to a temporary file, then rename: a kill never leaves a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600, made the mode any other output gets
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def read_metrics(folder: Path) -> dict[str, Any] | None:
+    """The folder's metrics.json, or None when it has none (or an unreadable one)."""
+    try:
+        data = json.loads((folder / METRICS).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def is_finished(metrics: dict[str, Any] | None) -> TypeGuard[dict[str, Any]]:
+    return metrics is not None and metrics.get("status") == "ok"
+
+
+def write_metrics(folder: Path, metrics: dict[str, Any]) -> None:
+
+    write_json(folder / METRICS, metrics)
+
+
+def _keep_finished(folder: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """A failed or interrupted extension of a finished run keeps that run's record."""
+    before = read_metrics(folder)
+    if is_finished(before):
+        record["previous"] = before
+    elif before and before.get("previous"):
+        record["previous"] = before["previous"]
+    return record
+
+
+def record_failure(folder: Path, run: RunInfo, reason: str, status: str = "failed") -> None:
+    write_metrics(
+        folder,
+        _keep_finished(
+            folder,
+            {
+                "status": status,
+                "reason": reason,
+                "overrides": run.overrides,
+                "swept": run.swept,
+                "output_dir": str(folder),
+            },
+        ),
+    )
+
+
+def record_interrupt(folder: Path, run: RunInfo, epoch: int, history: dict[str, Any]) -> None:
+    """A sweep job's record names the command that finishes its whole sweep."""
+    sweep = (folder.parent / SWEEP_CONFIG).is_file() and not (folder / SWEEP_CONFIG).exists()
+    command = resume_command(folder.parent if sweep else folder)
+    what = "it and the rest of its sweep" if sweep else "it"
+    write_metrics(
+        folder,
+        _keep_finished(
+            folder,
+            {
+                "status": "interrupted",
+                "reason": (
+                    f"stopped by Ctrl-C during epoch {epoch + 1}; continue {what} with: {command}"
+                ),
+                "epochs": epoch,
+                "overrides": run.overrides,
+                "swept": run.swept,
+                "output_dir": str(folder),
+                "history": history,
+                "resumes": run.resumes,
+            },
+        ),
+    )
+    print(f"interrupted: continue with {command}", file=sys.stderr)
+
+
+@dataclass
+class RunInfo:
+    """What a run's records say about it across continuations: the command line that started
+    it, its swept values, and each continuation (the epoch it continued from, and when)."""
+
+    overrides: list[str]
+    swept: dict[str, str]
+    resumes: list[dict[str, Any]] = field(default_factory=list)
+
+
+def run_info(folder: Path, overrides: Sequence[str] | None = None) -> RunInfo:
+    """The run's command line (its own .hydra/overrides.yaml unless given), its values of
+    the keys its sweep varied (read from the sweep folder's multirun.yaml, so a resumed job
+    keeps them), and the continuations recorded so far."""
+
+    if overrides is None:
+        file = folder / OVERRIDES
+        overrides = [str(o) for o in OmegaConf.load(file)] if file.exists() else []
+    overrides = list(overrides)
+    keys = None
+    sweep_file = folder.parent / SWEEP_CONFIG
+    if os.environ.get(SWEPT_ENV) is None and sweep_file.exists():
+        try:
+            keys = swept_keys_of(load_config(sweep_file))
+        except Exception:  # not a readable sweep record: the job's values stay unknown
+            keys = []
+    metrics = read_metrics(folder) or {}
+    resumes = list(metrics.get("resumes") or (metrics.get("previous") or {}).get("resumes") or [])
+    return RunInfo(overrides, swept_values(overrides, keys), resumes)

@@ -1,0 +1,1 @@
+"""Multiruns: the swept keys, finishing a sweep cut short, SLURM, and the comparison report."""

@@ -1,0 +1,56 @@
+"""Hydra's callback for every multirun: tells the jobs what is swept, reports at the end."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from mnistx.sweeps.overrides import SWEPT_ENV, swept_keys_of
+
+log = logging.getLogger("mnistx")
+
+
+def register_sweeper() -> None:
+    """Make conf/hydra/sweeper/'s sweepers (grid, optuna) known to Hydra, which does not discover
+    the plugins of an editable install (Hydra #2359)."""
+    from hydra.core.plugins import Plugins
+
+    plugins = Plugins.instance()  # first: its scan executes BasicSweeper's module again ...
+    from hydra_plugins.mnistx_sweeper import GridSweeper, OptunaSweeper  # ... subclasses it
+
+    plugins.register(GridSweeper)
+    plugins.register(OptunaSweeper)
+
+
+class SweepCallback(Callback):
+    """Publishes the swept keys to the jobs, and writes the comparison report at the end."""
+
+    def __init__(self, report: bool = True) -> None:
+        self.report = report
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        os.environ[SWEPT_ENV] = ",".join(swept_keys_of(config))
+        if "SlurmLauncher" in str(config.hydra.launcher.get("_target_", "")):
+            from mnistx.sweeps.slurm import follow_jobs
+
+            follow_jobs()
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from mnistx.sweeps.comparison import compare
+
+        if not self.report:
+            return
+
+        try:
+            compare([str(config.hydra.sweep.dir)])
+        except Exception as e:  # the runs are safe on disk; the report can be made again
+            log.error(
+                "Could not write the comparison report (%s). Make it again with: "
+                "python -m mnistx.compare %s",
+                e,
+                config.hydra.sweep.dir,
+            )

@@ -1,0 +1,242 @@
+"""The training recipe: build -> fit -> test -> record, one function per phase.
+
+`train(cfg)` runs one composed config (`mnistx.config.compose.compose_config`) in its
+`output_dir`; `python -m mnistx.train` (mnistx.train) adds what a command line needs around it:
+Hydra, sweeps, DDP jobs, failure records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as L
+import torch
+from lightning.pytorch.callbacks import Timer, WeightAveraging
+from omegaconf import DictConfig
+
+from mnistx.config.build import build
+from mnistx.config.checks import check_config
+from mnistx.config.trainer_checks import check_accelerator, check_devices
+from mnistx.hpo.trial import pruned_epoch
+from mnistx.runs.env import is_rank_zero
+from mnistx.runs.records import RunInfo, record_interrupt, write_metrics
+from mnistx.sweeps.overrides import swept_values
+from mnistx.training.callbacks import finish_line
+from mnistx.training.hparams import flat_hparams, log_hparams
+from mnistx.training.lightning_patches import NullProfiler, skip_idle_hooks
+from mnistx.training.module import ClassifierModule
+from mnistx.training.runtime import compile_seconds, quiet_libraries, skip_per_step_nvml_check
+from mnistx.training.summary import print_summary
+
+
+@dataclass
+class Setup:
+    """What `build` makes from the config, for the phases after it."""
+
+    cfg: DictConfig
+    out: Path
+    datamodule: L.LightningDataModule
+    module: ClassifierModule
+    trainer: L.Trainer
+    timer: Timer
+    logger: Any  # as built: under fast_dev_run the Trainer's own is a stand-in
+
+
+@dataclass
+class Fitted:
+    """What fitting leaves for the test and the record."""
+
+    history: dict[str, list[float]]
+    metrics: dict[str, float]  # the last epoch's, and val/acc_best
+    epochs: int
+    train_seconds: float
+    compile_seconds: float | None
+    best_checkpoint: str
+    pruned_at: int | None
+
+
+def train(
+    cfg: DictConfig,
+    overrides: Sequence[str] = (),
+    choices: dict[str, str] | None = None,
+    extra_callbacks: Sequence[Any] = (),
+    ckpt_path: Path | None = None,
+    run: RunInfo | None = None,
+) -> dict[str, Any]:
+    """Fit (from `ckpt_path` when resuming), test the best checkpoint, write metrics.json and
+    return its contents.
+
+    `extra_callbacks` (Lightning callbacks) are for programs that drive mnistx, e.g. benchmarks.
+    `run`: the run's own command line, swept values and continuations (default: `overrides`).
+    """
+    if run is None:
+        run = RunInfo(list(overrides), swept_values(overrides))
+    setup = build_run(cfg, extra_callbacks)
+    if ckpt_path is None and setup.trainer.is_global_zero:  # a resumed run has them already
+        log_hparams(setup.logger, flat_hparams(cfg, choices))
+        _write_model_summary(setup.module, setup.out / "model_summary.txt")
+    fitted = fit(setup, ckpt_path, run)
+    results, tested = test(setup, fitted)
+    return record(setup, fitted, results, tested, run)
+
+
+def build_run(cfg: DictConfig, extra_callbacks: Sequence[Any] = ()) -> Setup:
+    """Check the config, then build the data, the module, the callbacks, the logger and the
+    Trainer from it (every one through `mnistx.config.build.build`)."""
+    check_config(cfg)
+    quiet_libraries()
+    check_accelerator(cfg.trainer.accelerator)
+    check_devices(cfg.trainer.accelerator, cfg.trainer.get("devices"))
+    if cfg.get("threads"):
+        torch.set_num_threads(cfg.threads)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    datamodule = build("data", cfg.data)
+    # All four data files, before anything is built or written (DDP's other ranks leave it to
+    # rank 0, as Lightning's own prepare_data call does).
+    if is_rank_zero():
+        datamodule.prepare_data()
+    module = ClassifierModule.from_config(cfg)
+    timer = Timer(verbose=False)
+    # A callback whose settings turn it off builds as None (mnistx.training.callbacks).
+    built = [build("callbacks", node) for node in (cfg.get("callbacks") or {}).values() if node]
+    callbacks = [c for c in built if c is not None] + [timer, *extra_callbacks]
+    if cfg.get("target_acc") is not None:
+        callbacks.append(finish_line(cfg.target_acc))
+    logger = build("logger", cfg.logger)
+    # +trainer.profiler=simple|advanced|pytorch still profiles; unset, skip even the no-op one.
+    lean = {} if cfg.trainer.get("profiler") else {"profiler": NullProfiler()}
+    trainer = build("trainer", cfg.trainer, callbacks=callbacks, logger=logger, **lean)
+    skip_per_step_nvml_check(cfg.trainer.get("strategy", "auto"))
+    skip_idle_hooks(trainer.callbacks)
+    return Setup(cfg, Path(cfg.output_dir), datamodule, module, trainer, timer, logger)
+
+
+def fit(setup: Setup, ckpt_path: Path | None, run: RunInfo) -> Fitted:
+    """Lightning's fit; a Ctrl-C is recorded in the run folder (status interrupted)."""
+    trainer, module, cfg = setup.trainer, setup.module, setup.cfg
+    # Cumulative per process, and a multirun's jobs may share one.
+    compiled_before = compile_seconds() if cfg.model.get("compile") else None
+    try:
+        trainer.fit(module, datamodule=setup.datamodule, ckpt_path=ckpt_path)
+    except SystemExit:
+        if trainer.interrupted:  # Lightning exits after shutting down gracefully on Ctrl-C
+            if trainer.is_global_zero:
+                record_interrupt(setup.out, run, trainer.current_epoch, dict(module.history))
+            raise KeyboardInterrupt from None
+        raise
+    history = dict(module.history)  # before testing loads the best checkpoint's copy
+    compiled = None
+    if compiled_before is not None:
+        compiled = (compile_seconds() or 0.0) - compiled_before
+    # From the module's per-epoch record rather than trainer.callback_metrics: a resume of a
+    # run that had finished fitting (killed while testing) fits nothing, and has none.
+    metrics = {k: v[-1] for k, v in history.items() if v}
+    if module.best_epoch >= 0:
+        metrics["val/acc_best"] = float(module.val_acc_best.compute())
+    return Fitted(
+        history=history,
+        metrics=metrics,
+        epochs=trainer.current_epoch,  # completed epochs
+        train_seconds=setup.timer.time_elapsed("train") - (compiled or 0.0),
+        compile_seconds=compiled,
+        # The checkpoint callback that monitors val/acc (last_checkpoint monitors nothing).
+        best_checkpoint=next(
+            (c.best_model_path for c in trainer.checkpoint_callbacks if c.monitor),  # type: ignore[attr-defined]
+            "",
+        ),
+        # An Optuna trial its pruner stopped: what it learned so far is its result, untested.
+        pruned_at=pruned_epoch(trainer.callbacks),  # type: ignore[attr-defined]
+    )
+
+
+def test(setup: Setup, fitted: Fitted) -> tuple[dict[str, float], str | None]:
+    """The official test set, with the best checkpoint (or the final weights): the results
+    and which weights were tested (None: not tested)."""
+    trainer, cfg = setup.trainer, setup.cfg
+    # The best checkpoint already holds the averaged weights; an EMA callback would swap the
+    # raw ones back in when the test loads it.
+    kept = [c for c in trainer.callbacks if not isinstance(c, WeightAveraging)]  # type: ignore[attr-defined]
+    trainer.callbacks = kept  # type: ignore[attr-defined]
+    if not cfg.test or fitted.pruned_at is not None:
+        return {}, None
+    # The final weights are in the module (averaged, with EMA), so `last` loads nothing.
+    tested = "best" if fitted.best_checkpoint and cfg.test_checkpoint == "best" else "last"
+    results: dict[str, float] = trainer.test(  # type: ignore[assignment]
+        setup.module,
+        datamodule=setup.datamodule,
+        ckpt_path=fitted.best_checkpoint if tested == "best" else None,
+        verbose=False,
+    )[0]
+    return results, tested
+
+
+def record(
+    setup: Setup,
+    fitted: Fitted,
+    results: dict[str, float],
+    tested: str | None,
+    run: RunInfo,
+) -> dict[str, Any]:
+    """metrics.json (rank 0 alone, under DDP) and the printed summary."""
+    cfg, module, trainer = setup.cfg, setup.module, setup.trainer
+    pruned, fit_metrics, seconds = fitted.pruned_at, fitted.metrics, fitted.train_seconds
+    metrics: dict[str, Any] = {
+        "status": "ok" if pruned is None else "pruned",
+        **(
+            {}
+            if pruned is None
+            else {
+                "pruned_at_epoch": pruned,
+                "reason": f"pruned by Optuna after epoch {pruned} of {cfg.trainer.max_epochs}",
+            }
+        ),
+        "test/acc": results.get("test/acc"),
+        "test/loss": results.get("test/loss"),
+        "val/acc_best": fit_metrics.get("val/acc_best"),
+        "best_epoch": module.best_epoch + 1,  # counted from 1
+        "epochs": fitted.epochs,
+        "train_seconds": round(seconds, 3),
+        "compile_seconds": (
+            None if fitted.compile_seconds is None else round(fitted.compile_seconds, 3)
+        ),
+        "seconds_per_epoch": round(seconds / max(fitted.epochs, 1), 3),
+        "params": sum(p.numel() for p in module.net.parameters()),
+        "accelerator": trainer.strategy.root_device.type,
+        **{k: fit_metrics.get(k) for k in ("train/loss", "train/acc", "val/loss", "val/acc")},
+        "best_checkpoint": fitted.best_checkpoint or None,
+        "tested_weights": tested,
+        **_time_to_target(cfg.get("target_acc"), fit_metrics, seconds),
+        "threads": torch.get_num_threads(),
+        "overrides": run.overrides,
+        "swept": run.swept,
+        **({"resumes": run.resumes} if run.resumes else {}),
+        "output_dir": str(setup.out),
+        "history": fitted.history,
+    }
+    if trainer.is_global_zero:
+        write_metrics(setup.out, metrics)
+        print_summary(metrics)
+    return metrics
+
+
+def _time_to_target(target: float | None, fit: dict[str, float], seconds: float) -> dict:
+    if target is None:
+        return {}
+    reached = fit.get("val/acc_best", 0.0) >= target
+    return {
+        "target_acc": target,
+        "reached_target": reached,
+        "seconds_to_target": round(seconds, 3) if reached else None,
+    }
+
+
+def _write_model_summary(module: Any, path: Path) -> None:
+    """Lightning's summary (per-layer input/output shapes and parameter counts), as a file."""
+    from lightning.pytorch.utilities.model_summary import ModelSummary
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(str(ModelSummary(module, max_depth=-1)) + "\n")

@@ -1,0 +1,58 @@
+"""Process-wide settings a run makes before training: library logging, torch threads, the
+NVML check, and the compile time training time is reported without."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from typing import Any
+
+
+def quiet_libraries() -> None:
+    """Send library logs through our handlers once, and drop chatter users don't act on."""
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "torchmetrics"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+    # "GPU available: False", tips and "Restoring states": the summary says what matters.
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*treespec, LeafSpec.*")
+    # Metrics are logged per epoch, so the per-step logging interval does not matter.
+    warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
+    # The module's on_after_batch_transfer (batch augmentation) is meant to be used.
+    warnings.filterwarnings("ignore", message=r".*overridden `on_after_batch_transfer`.*")
+    # The test loads the best (EMA-averaged) checkpoint without the EMA callback on purpose.
+    warnings.filterwarnings("ignore", message=r".*callbacks used to create the checkpoint.*")
+    # On a cluster's login node (srun installed) Lightning suggests srun for every run; mnistx
+    # runs reach SLURM through hydra/launcher=slurm or the user's own srun / sbatch.
+    warnings.filterwarnings("ignore", message=r".*`srun` command is available on your system.*")
+
+
+def skip_per_step_nvml_check(strategy: Any) -> None:
+    """Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 on import so that fork-based strategies
+    can fork before CUDA starts. With it set, every optimizer step asks NVML whether CUDA is
+    there (torch's graph-capture health check; a dlopen each time, 0.3-2 ms per step on this
+    CPU machine, as long as a small MLP's whole step). Only the fork-based strategies need it."""
+    if not any(word in str(strategy) for word in ("fork", "notebook")):
+        os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
+
+
+def compile_seconds() -> float | None:
+    """Time torch.compile has spent compiling in this process (forward and backward graphs),
+    which happens inside the first steps; training time is reported without it."""
+    try:
+        from torch._dynamo.utils import calculate_time_spent
+
+        return float(calculate_time_spent()["total_wall_time"])
+    except Exception:  # a torch without these counters: report the fit time as it is
+        return None
+
+
+def threads_per_job(n_jobs: Any) -> int | None:
+    """Torch threads for each of `n_jobs` parallel jobs (joblib launcher), so that together
+    they use the cores once instead of each starting one thread per core."""
+    if not isinstance(n_jobs, int) or n_jobs == 1:
+        return None
+    cores = os.cpu_count() or 1
+    parallel = cores if n_jobs < 0 else min(n_jobs, cores)  # joblib: -1 means all cores
+    return max(1, cores // parallel)

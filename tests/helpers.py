@@ -1,0 +1,118 @@
+"""Helpers the tests share: a tiny MNIST-format dataset, running a command as a user does,
+hashing a folder, and the overrides of a tiny run and of a two-node DDP rank."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MNIST = REPO.parent / "shared" / "data" / "MNIST" / "raw"
+PROJECT_MNIST = REPO / "data" / "MNIST" / "raw"
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+TINY_TRAIN, TINY_TEST = 600, 200
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write an unsigned-byte IDX file (the MNIST on-disk format)."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    magic = 0x0800 | array.ndim
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(header + array.tobytes())
+
+
+def tiny_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Learnable 28x28 'digits': class k is a bright bar at a class-specific place, plus noise."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 10
+    rng.shuffle(labels)
+    images = rng.integers(0, 140, size=(n, 28, 28))
+    for i, k in enumerate(labels):
+        r, c = 2 + 2 * k + rng.integers(-1, 2), 4 + rng.integers(0, 10)
+        images[i, r : r + 2, c : c + 12] = 255
+    return images.astype(np.uint8), labels.astype(np.uint8)
+
+
+def make_tiny_dataset(root: Path, folder: str = "MNIST") -> Path:
+    raw = root / folder / "raw"
+    raw.mkdir(parents=True)
+    for prefix, n, seed in (("train", TINY_TRAIN, 0), ("t10k", TINY_TEST, 1)):
+        images, labels = tiny_images(n, seed)
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
+    return root
+
+
+def run_cli(
+    cwd: Path,
+    *args: str,
+    check: bool = True,
+    module: str = "mnistx.train",
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:
+    """`python -m mnistx.train ARGS` (or another module) as a user runs it, in `cwd`."""
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under `folder` and a hash of its bytes."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+TINY_OVERRIDES = [
+    "data.val_size=100",
+    "data.batch_size=32",
+    "data.eval_batch_size=100",
+    "trainer.max_epochs=2",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "callbacks.pictures=null",  # drawn in the tests of pictures only
+]
+
+
+# What a continued run (resume, requeue) must report exactly as an uninterrupted one.
+SAME_RESULTS = (
+    "test/acc",
+    "test/loss",
+    "val/acc_best",
+    "best_epoch",
+    "train/loss",
+    "val/loss",
+    "train/acc",
+    "val/acc",
+    "epochs",
+)
+
+
+def two_node_ddp(data: Path, seen: Path) -> list[str]:
+    """Overrides of one rank of a 2-node DDP run (one process per node, gloo) that records
+    the rows each rank sees into `seen` (tests/index_recorder.py)."""
+    return [
+        f"data.data_dir={data}",
+        *TINY_OVERRIDES,
+        "trainer=ddp",
+        "trainer.devices=1",
+        "+trainer.num_nodes=2",
+        "trainer.accelerator=cpu",
+        "+callbacks.recorder._target_=index_recorder.IndexRecorder",
+        f"+callbacks.recorder.out_dir={seen}",
+    ]
