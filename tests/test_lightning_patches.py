@@ -43,7 +43,6 @@ def test_the_default_callbacks_lose_only_their_idle_hooks(tmp_path):
     skip_idle_hooks(callbacks.values())
     # Configured per epoch: their per-batch overrides return at once.
     assert callbacks["model_checkpoint"].on_train_batch_end is None
-    assert callbacks["lr_monitor"].on_train_batch_start is None
     # The progress bar draws per batch and keeps those hooks; it has no backward hooks.
     assert callable(callbacks["progress_bar"].on_train_batch_end)
     assert callable(callbacks["progress_bar"].on_validation_batch_end)

@@ -65,7 +65,7 @@ def test_default_run_leaves_metrics_checkpoints_and_tensorboard(make_cfg, tmp_pa
         "test/acc",
     ):
         assert tag in tags, tag
-    assert any(t.startswith("lr-") for t in tags)
+    assert "train/lr" in tags and not any(t.startswith("lr-") for t in tags)
     assert len(ea.Scalars("val/acc")) == 3 and len(ea.Scalars("train/loss")) == 3
     best = max(e.value for e in ea.Scalars("val/acc"))
     assert ea.Scalars("val/acc_best")[-1].value == pytest.approx(best)
@@ -134,7 +134,7 @@ def test_combinations_train(make_cfg, overrides):
 
 def test_onecycle_steps_per_batch(make_cfg, tmp_path):
     train(make_cfg("scheduler=onecycle", "trainer.max_epochs=3", "optimizer.lr=0.01"))
-    lrs = [e.value for e in _events(tmp_path / "run").Scalars("lr-Adam")]
+    lrs = [e.value for e in _events(tmp_path / "run").Scalars("train/lr")]
     # Logged at each epoch start: warm-up start (max_lr / 25), just past the peak (one third
     # of the run, peak at a quarter), then on the way down.
     assert lrs[0] == pytest.approx(0.01 / 25)

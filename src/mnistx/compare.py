@@ -22,10 +22,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("dirs", nargs="+", help="sweep folders (outputs/multirun/DATE/TIME)")
     parser.add_argument("--out", help="where to write the report (default: the first folder)")
+    parser.add_argument("--tag", help="only the runs tagged so (tags=[...] when they ran)")
     args = parser.parse_args(argv)
     from mnistx.sweeps.comparison import compare
 
-    return exit_status(lambda: compare(args.dirs, args.out))
+    return exit_status(lambda: compare(args.dirs, args.out, args.tag))
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ ANY_KIND = {
     "trainer.precision": {"int", "str"},
     "model.compile": {"bool", "dict"},
     "trainer.deterministic": {"bool", "str"},
+    "tags": {"list", "str"},  # tags=baseline is tags=[baseline]
 }
 
 

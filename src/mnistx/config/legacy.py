@@ -27,6 +27,10 @@ MOVED = {
 }
 
 
+# TensorBoardLogger's keys, which sat directly under `logger` before there were several.
+_TB_KEYS = {"save_dir", "name", "version", "default_hp_metric", "log_graph", "prefix"}
+
+
 def _target(name: Any) -> Any:
     if not isinstance(name, str):
         return name
@@ -66,6 +70,10 @@ def upgrade(cfg: DictConfig) -> DictConfig:
     new = _retarget(plain)
     if isinstance(new.get("scheduler"), dict):
         new["scheduler"] = flat_scheduler(new["scheduler"])
+    old_logger = new.get("logger")
+    if isinstance(old_logger, dict) and "_target_" in old_logger:  # one TensorBoardLogger
+        node = {k: v for k, v in old_logger.items() if k != "_target_"}
+        new["logger"] = {"tensorboard": {"_target_": "mnistx.training.loggers.tensorboard", **node}}
     bar = (new.get("callbacks") or {}).get("progress_bar")
     if isinstance(bar, dict) and "enabled" not in bar:
         bar["enabled"] = "${trainer.enable_progress_bar}"
@@ -75,9 +83,23 @@ def upgrade(cfg: DictConfig) -> DictConfig:
 
 
 def check_old_keys(overrides: Sequence[str]) -> None:
-    """`scheduler.scheduler.<key>=` on a command line: name the flattened key instead."""
+    """Keys that moved (`scheduler.scheduler.<key>`, TensorBoard's `logger.<key>`) or went
+    (`callbacks.lr_monitor`) on a command line: one message naming what to write instead."""
     for override in overrides:
         key = override.split("=", 1)[0].lstrip("+~")
+        if key.split(".")[:2] == ["callbacks", "lr_monitor"] and not override.startswith("+"):
+            raise UserError(
+                "callbacks.lr_monitor is gone (mnistx 0.2): every run logs its learning rate "
+                "per epoch as train/lr. For Lightning's per-step monitor add it: "
+                "+callbacks.lr_monitor._target_=lightning.pytorch.callbacks.LearningRateMonitor "
+                "+callbacks.lr_monitor.logging_interval=step"
+            )
+        if key.split(".")[0] == "logger" and key.count(".") == 1 and key.split(".")[1] in _TB_KEYS:
+            new = key.replace("logger.", "logger.tensorboard.", 1)
+            raise UserError(
+                f"{key} is now {new}: each tracker has its own keys under logger.<name> "
+                f"(mnistx 0.2). Write {new}={override.split('=', 1)[-1]}"
+            )
         if key == "scheduler.scheduler" or key.startswith("scheduler.scheduler."):
             new = key.replace("scheduler.scheduler", "scheduler", 1)
             value = override.split("=", 1)[1] if "=" in override else "..."

@@ -5,6 +5,8 @@
     metrics.json                         status (ok | failed | skipped | interrupted | pruned)
     checkpoints/best.ckpt, last.ckpt     best by val/acc; the latest validated epoch
     eval/<checkpoint>/                   what `python -m mnistx.eval` writes
+    trackers.json, metrics.csv           the MLflow / W&B run ids; logger=csv's table
+    wandb/offline-run-*/                 logger=wandb's offline run
     .lock                                held (flock) while a process trains in the folder
 
 A folder that holds a run is written only by that run: by its own process or a continuation
@@ -50,7 +52,9 @@ OUTPUTS = "outputs"  # conf/train.yaml's run and sweep folders are made under it
 LOCK = ".lock"
 
 
-SWEEP_CONFIG = "multirun.yaml"  # written by Hydra into a sweep folder
+SWEEP_CONFIG = "multirun.yaml"
+TRACKERS = "trackers.json"  # the tracked runs' ids (MLflow, W&B), which a resume continues
+METRICS_CSV = "metrics.csv"  # logger=csv  # written by Hydra into a sweep folder
 
 
 def load_config(path: Path) -> DictConfig:
@@ -59,6 +63,12 @@ def load_config(path: Path) -> DictConfig:
     if not isinstance(cfg, DictConfig):
         raise ValueError(f"{path} holds a list, not a config")
     return cfg
+
+
+def sweep_of(folder: Path) -> Path | None:
+    """The sweep folder `folder` is a job of (it holds the sweep's multirun.yaml), or None."""
+    parent = folder.parent
+    return parent if (parent / SWEEP_CONFIG).is_file() and folder != parent else None
 
 
 def folder_of(resume: str | None, ckpt_path: str | None) -> Path | None:

@@ -161,6 +161,7 @@ def group_runs(runs: Sequence[dict[str, Any]], keys: Sequence[str]) -> list[dict
         if bad:
             prefix = f"{len(bad)} of {len(members)} {bad[0].get('status')}: " if ok else ""
             row["reason"] = prefix + " | ".join(reasons)
+        row["tags"] = ",".join(sorted({str(t) for m in members for t in m.get("tags") or []}))
         row["runs"] = members
         rows.append(row)
     rank = {"ok": 0, "interrupted": 1, "failed": 1, "skipped": 2, "not started": 3}
@@ -237,20 +238,33 @@ def print_table(rows: list[dict[str, Any]], params: Sequence[str], title: str) -
     Console().print(table)
 
 
-def compare(dirs: Sequence[str | Path], out: str | Path | None = None) -> list[dict[str, Any]]:
-    """Load, group, print and write the report (tables and plots); returns the rows."""
+def compare(
+    dirs: Sequence[str | Path], out: str | Path | None = None, tag: str | None = None
+) -> list[dict[str, Any]]:
+    """Load, group, print and write the report (tables and plots); returns the rows.
+    `tag`: only the runs labelled with it (`tags=[...]`), reported into
+    `<first folder>/tag-<tag>/` unless `out` says where."""
     from mnistx.sweeps.report_plots import plot_curves, plot_final_accuracy
 
     runs = load_runs(dirs)
+    if tag is not None:
+        runs = [r for r in runs if tag in (r.get("tags") or [])]
+        if not runs:
+            raise UserError(
+                f"No run in {', '.join(map(str, dirs))} is tagged {tag!r}. Runs are tagged when "
+                "they start: python -m mnistx.train tags=[baseline]"
+            )
     keys = swept_keys(runs)
     params = [k for k in keys if k != SEED]
     rows = group_runs(runs, keys)
-    out = Path(out or dirs[0])
+    shown = [*params, *(["tags"] if any(r["tags"] for r in rows) else [])]
+    out = Path(out or (Path(dirs[0]) / f"tag-{tag}" if tag is not None else dirs[0]))
     out.mkdir(parents=True, exist_ok=True)
-    write_reports(rows, params, out)
+    write_reports(rows, shown, out)
     plots = [plot_curves(runs, keys, out / "val_acc_curves.png")]
     plots += plot_final_accuracy(rows, params, out)
-    print_table(rows, params, f"mnistx comparison: {len(runs)} runs, {len(rows)} settings")
+    title = f"mnistx comparison: {len(runs)} runs, {len(rows)} settings"
+    print_table(rows, shown, title + (f", tagged {tag}" if tag is not None else ""))
     Console().print(
         f"Written to {out}: comparison.md, comparison.csv, " + ", ".join(p.name for p in plots if p)
     )

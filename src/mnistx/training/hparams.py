@@ -1,4 +1,5 @@
-"""The run's config in TensorBoard's HParams tab, linked to its final metrics."""
+"""The run's config as flat hyperparameters for the trackers (TensorBoard's HParams tab,
+MLflow's params, W&B's config), linked there to its final metrics."""
 
 from __future__ import annotations
 
@@ -45,13 +46,3 @@ def flat_hparams(cfg: DictConfig, choices: dict[str, str] | None = None) -> dict
     for section in (s for s in _SECTIONS if s in cfg):
         walk(section, OmegaConf.to_container(cfg[section], resolve=True))
     return flat
-
-
-def log_hparams(logger, params: dict[str, Any]) -> None:
-    """Write the HParams summary without logging placeholder metric values at step 0."""
-    from torch.utils.tensorboard.summary import hparams
-
-    logger.log_hyperparams(params)  # hparams.yaml next to the event files
-    writer = logger.experiment._get_file_writer()
-    for summary in hparams(params, dict.fromkeys(HPARAM_METRICS, 0.0)):
-        writer.add_summary(summary)

@@ -71,6 +71,7 @@ class ClassifierModule(DirectHookName, L.LightningModule):
         # Training-step outputs of the current epoch, fed to the metrics in one update at the
         # end: a torchmetrics update per step costs ~0.2 ms, as much as a small MLP's step.
         self._epoch_outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._epoch_lr: float | None = None
         # Per-epoch values for metrics.json (the comparison report plots them); kept in
         # checkpoints so a resumed run still has its whole curve.
         self.history: dict[str, list[float]] = {}
@@ -130,6 +131,12 @@ class ClassifierModule(DirectHookName, L.LightningModule):
             values[f"{split}/{name}"] = metric.compute()
             metric.reset()
         self.log_dict(values, prog_bar=True, sync_dist=False)
+        # Every tracker's x-axis is the epoch (counted from 0, as history's index), not the
+        # batch count: runs with different batch sizes line up.
+        self.log("step", float(self.current_epoch), sync_dist=False)
+        if split == "train" and self._epoch_lr is not None:
+            values["train/lr"] = torch.tensor(self._epoch_lr)  # one tag for every optimizer
+            self.log("train/lr", self._epoch_lr, sync_dist=False)
         if split != "test" and not self.trainer.sanity_checking:
             for key, value in values.items():
                 self.history.setdefault(key, []).append(float(value))
@@ -148,6 +155,9 @@ class ClassifierModule(DirectHookName, L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self._epoch_outputs = []
+        # The learning rate this epoch trains with (a per-batch schedule: its first batch's).
+        optimizers = self.trainer.optimizers
+        self._epoch_lr = float(optimizers[0].param_groups[0]["lr"]) if optimizers else None
 
     def on_train_epoch_end(self) -> None:
         if self._epoch_outputs:

@@ -22,11 +22,14 @@ from mnistx.config.checks import check_config
 from mnistx.config.trainer_checks import check_accelerator, check_devices
 from mnistx.hpo.trial import pruned_epoch
 from mnistx.runs.env import is_rank_zero
+from mnistx.runs.layout import METRICS
 from mnistx.runs.records import RunInfo, record_interrupt, write_metrics
 from mnistx.sweeps.overrides import swept_values
 from mnistx.training.callbacks import finish_line
-from mnistx.training.hparams import flat_hparams, log_hparams
+from mnistx.training.hparams import flat_hparams
+from mnistx.training.labels import labels_record, run_labels
 from mnistx.training.lightning_patches import NullProfiler, skip_idle_hooks
+from mnistx.training.loggers import Tracker, close_trackers
 from mnistx.training.module import ClassifierModule
 from mnistx.training.runtime import compile_seconds, quiet_libraries, skip_per_step_nvml_check
 from mnistx.training.summary import print_summary
@@ -42,7 +45,7 @@ class Setup:
     module: ClassifierModule
     trainer: L.Trainer
     timer: Timer
-    logger: Any  # as built: under fast_dev_run the Trainer's own is a stand-in
+    loggers: list[Any]  # as built: under fast_dev_run the Trainer's own are stand-ins
 
 
 @dataclass
@@ -74,16 +77,23 @@ def train(
     """
     if run is None:
         run = RunInfo(list(overrides), swept_values(overrides))
-    setup = build_run(cfg, extra_callbacks)
-    if ckpt_path is None and setup.trainer.is_global_zero:  # a resumed run has them already
-        log_hparams(setup.logger, flat_hparams(cfg, choices))
-        _write_model_summary(setup.module, setup.out / "model_summary.txt")
-    fitted = fit(setup, ckpt_path, run)
-    results, tested = test(setup, fitted)
-    return record(setup, fitted, results, tested, run)
+    setup = build_run(cfg, extra_callbacks, run)
+    try:
+        if ckpt_path is None and setup.trainer.is_global_zero:  # a resumed run has them
+            params = flat_hparams(cfg, choices)
+            for logger in setup.loggers:
+                logger.log_hyperparams(params)
+            _write_model_summary(setup.module, setup.out / "model_summary.txt")
+        fitted = fit(setup, ckpt_path, run)
+        results, tested = test(setup, fitted)
+        return record(setup, fitted, results, tested, run)
+    finally:
+        close_trackers(setup.loggers)
 
 
-def build_run(cfg: DictConfig, extra_callbacks: Sequence[Any] = ()) -> Setup:
+def build_run(
+    cfg: DictConfig, extra_callbacks: Sequence[Any] = (), run: RunInfo | None = None
+) -> Setup:
     """Check the config, then build the data, the module, the callbacks, the logger and the
     Trainer from it (every one through `mnistx.config.build.build`)."""
     check_config(cfg)
@@ -106,13 +116,16 @@ def build_run(cfg: DictConfig, extra_callbacks: Sequence[Any] = ()) -> Setup:
     callbacks = [c for c in built if c is not None] + [timer, *extra_callbacks]
     if cfg.get("target_acc") is not None:
         callbacks.append(finish_line(cfg.target_acc))
-    logger = build("logger", cfg.logger)
+    labels = run_labels(cfg, run or RunInfo([], {}))
+    loggers = [
+        build("logger", node, labels=labels) for node in (cfg.get("logger") or {}).values() if node
+    ]
     # +trainer.profiler=simple|advanced|pytorch still profiles; unset, skip even the no-op one.
     lean = {} if cfg.trainer.get("profiler") else {"profiler": NullProfiler()}
-    trainer = build("trainer", cfg.trainer, callbacks=callbacks, logger=logger, **lean)
+    trainer = build("trainer", cfg.trainer, callbacks=callbacks, logger=loggers, **lean)
     skip_per_step_nvml_check(cfg.trainer.get("strategy", "auto"))
     skip_idle_hooks(trainer.callbacks)
-    return Setup(cfg, Path(cfg.output_dir), datamodule, module, trainer, timer, logger)
+    return Setup(cfg, Path(cfg.output_dir), datamodule, module, trainer, timer, loggers)
 
 
 def fit(setup: Setup, ckpt_path: Path | None, run: RunInfo) -> Fitted:
@@ -214,11 +227,15 @@ def record(
         "overrides": run.overrides,
         "swept": run.swept,
         **({"resumes": run.resumes} if run.resumes else {}),
+        **labels_record(cfg),
         "output_dir": str(setup.out),
         "history": fitted.history,
     }
     if trainer.is_global_zero:
         write_metrics(setup.out, metrics)
+        for logger in setup.loggers:
+            if isinstance(logger, Tracker):
+                logger.log_files([setup.out / METRICS])
         print_summary(metrics)
     return metrics
 

@@ -18,6 +18,7 @@ import torch
 
 from mnistx.inspection import drawing
 from mnistx.inspection.inference import captions, most_confident_mistakes, predict_probs
+from mnistx.training.loggers import Tracker
 
 
 class Pictures(L.Callback):
@@ -26,30 +27,17 @@ class Pictures(L.Callback):
         self.n = n_images
         self.val_images = val_images
 
-    def _writer(self, trainer: L.Trainer) -> Any:
-        from lightning.pytorch.loggers import TensorBoardLogger
-
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                return logger.experiment
-        return None
-
     def _emit(self, trainer: L.Trainer, image, tag: str, name: str | None, step: int) -> None:
-        """To TensorBoard and/or as a PNG file, encoded once for both."""
+        """As a PNG file and to every tracker, encoded once for all."""
         if not trainer.is_global_zero:
             return
         png = drawing.png(image)
-        if name:
-            (self.out / name).write_bytes(png)
-        writer = self._writer(trainer)
-        if writer is not None:
-            from tensorboard.compat.proto.summary_pb2 import Summary
-
-            encoded = Summary.Image(
-                height=image.height, width=image.width, colorspace=3, encoded_image_string=png
-            )
-            summary = Summary(value=[Summary.Value(tag=tag, image=encoded)])
-            writer._get_file_writer().add_summary(summary, global_step=step)
+        file = self.out / name if name else None
+        if file is not None:
+            file.write_bytes(png)
+        for logger in trainer.loggers:
+            if isinstance(logger, Tracker):
+                logger.log_picture(tag, image, png, file, step)
 
     def _grid(self, dm, x, y, idx, probs=None, title: str = ""):
         if probs is None:
