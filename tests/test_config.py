@@ -13,7 +13,7 @@ from mnistx.models.networks import ACTIVATIONS, build_network
 GROUPS = {
     "model": ["mlp", "cnn"],
     "optimizer": ["sgd", "adam", "rmsprop", "adamw", "adagrad", "adadelta"],
-    "loss": ["cross_entropy", "nll", "mse"],
+    "loss": ["cross_entropy", "nll", "mse", "bce"],
     "scheduler": ["none", "step", "cosine", "onecycle"],
     "data": ["mnist", "fashion_mnist", "kmnist"],
 }

@@ -64,3 +64,12 @@ def test_losses_match_their_definitions():
     smooth = CrossEntropy(label_smoothing=0.1)(logits, y)
     assert smooth.item() == pytest.approx(F.cross_entropy(logits, y, label_smoothing=0.1).item())
     assert smooth.item() != pytest.approx(CrossEntropy()(logits, y).item())
+
+
+def test_bce_is_one_vs_rest_binary_cross_entropy_on_sigmoids():
+    from mnistx.models.losses import BCE
+
+    logits, y = torch.tensor([[2.0, -1.0, 0.5]]), torch.tensor([2])
+    p = torch.sigmoid(logits[0])
+    by_hand = -(torch.log(1 - p[0]) + torch.log(1 - p[1]) + torch.log(p[2])) / 3
+    assert BCE()(logits, y).item() == pytest.approx(by_hand.item(), rel=1e-6)

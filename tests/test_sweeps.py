@@ -189,7 +189,7 @@ def _hydra_cfg(*overrides: str):
         ),
         ("accelerators", {"trainer.accelerator": "cpu,gpu,mps"}),
         ("models", {"model": "mlp,cnn"}),
-        ("losses", {"loss": "cross_entropy,nll,mse"}),
+        ("losses", {"loss": "cross_entropy,nll,mse,bce"}),
     ],
 )
 def test_sweep_presets_compose(preset, params):

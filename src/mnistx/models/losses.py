@@ -31,3 +31,12 @@ class MSE(nn.Module):
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         one_hot = F.one_hot(target, logits.shape[1]).to(logits.dtype)
         return F.mse_loss(logits.softmax(dim=1), one_hot)
+
+
+class BCE(nn.Module):
+    """One-vs-rest binary cross-entropy: each class's logit through a sigmoid against its
+    one-hot target (the last loss the source tutorials list)."""
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        one_hot = F.one_hot(target, logits.shape[1]).to(logits.dtype)
+        return F.binary_cross_entropy_with_logits(logits, one_hot)

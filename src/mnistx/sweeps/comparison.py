@@ -25,6 +25,7 @@ from mnistx.errors import UserError
 from mnistx.runs.layout import CONFIG, METRICS, OVERRIDES, SWEEP_CONFIG, load_config
 from mnistx.runs.records import write_text
 from mnistx.sweeps.overrides import parse_overrides, short_value
+from mnistx.sweeps.statistics import add_statistics, verdict
 
 SEED = "seed"
 log = logging.getLogger("mnistx")
@@ -205,6 +206,9 @@ def write_reports(rows: list[dict[str, Any]], params: Sequence[str], out: Path) 
     for row in rows:
         cells = [c.replace("|", "/") for c in _cells(row, params)]
         lines.append("| " + " | ".join(cells) + " |")
+    sentence = verdict(rows, [p for p in params if p != "tags"])
+    if sentence:
+        lines += ["", sentence]
     write_text(out / "comparison.md", "\n".join(lines) + "\n")
 
     columns = [
@@ -217,6 +221,9 @@ def write_reports(rows: list[dict[str, Any]], params: Sequence[str], out: Path) 
         "seconds_per_epoch",
         "params",
         "seeds",
+        "val/acc_best_ci95",
+        "test/acc_ci95",
+        "p_vs_best",
         "status",
         "reason",
     ]
@@ -257,6 +264,7 @@ def compare(
     keys = swept_keys(runs)
     params = [k for k in keys if k != SEED]
     rows = group_runs(runs, keys)
+    add_statistics(rows)
     shown = [*params, *(["tags"] if any(r["tags"] for r in rows) else [])]
     out = Path(out or (Path(dirs[0]) / f"tag-{tag}" if tag is not None else dirs[0]))
     out.mkdir(parents=True, exist_ok=True)
@@ -265,6 +273,9 @@ def compare(
     plots += plot_final_accuracy(rows, params, out)
     title = f"mnistx comparison: {len(runs)} runs, {len(rows)} settings"
     print_table(rows, shown, title + (f", tagged {tag}" if tag is not None else ""))
+    sentence = verdict(rows, params)
+    if sentence:
+        Console().print(sentence)
     Console().print(
         f"Written to {out}: comparison.md, comparison.csv, " + ", ".join(p.name for p in plots if p)
     )

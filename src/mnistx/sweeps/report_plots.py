@@ -65,8 +65,9 @@ def plot_final_accuracy(
         lines: dict[str, list[tuple[float, float, float]]] = {}
         for row, x in zip(ok, xs, strict=True):
             label = ", ".join(f"{k}={row[k]}" for k in others) or "val/acc_best"
-            std = row["val/acc_best std"] or 0.0
-            lines.setdefault(label, []).append((x, 100 * row["val/acc_best"], 100 * std))
+            # The 95% t-interval of the mean over the setting's seeds (none with one seed).
+            half = row.get("val/acc_best_ci95") or 0.0
+            lines.setdefault(label, []).append((x, 100 * row["val/acc_best"], 100 * half))
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for label, points in sorted(lines.items()):
             points.sort()
@@ -82,7 +83,7 @@ def plot_final_accuracy(
         if positive and (key.endswith("lr") or max(xs) / min(xs) >= 100):
             ax.set_xscale("log")
         ax.set_xlabel(key)
-        ax.set_ylabel("val/acc_best (%)")
+        ax.set_ylabel("val/acc_best (%), 95% intervals")
         ax.set_title(f"Final accuracy against {key}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
