@@ -213,3 +213,14 @@ def test_a_tracker_that_is_not_installed_names_the_pip_command(tiny_data, tmp_pa
     )
     assert proc.returncode == 1, proc.stderr
     assert "pip install 'mnistx[mlflow]'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_mlflow_store_it_cannot_open_gets_one_paragraph(cli_here, tiny_data, tmp_path):
+    code, _, err = cli_here(
+        tmp_path,
+        f"data.data_dir={tiny_data}",
+        "logger=mlflow",
+        "logger.mlflow.tracking_uri=nosuch://x",
+    )
+    assert code == 1 and "Traceback" not in err
+    assert "logger=mlflow could not open the tracking store nosuch://x" in err

@@ -231,18 +231,28 @@ def mlflow(
         tags["mlflow.note.content"] = labels.notes  # the run's description in MLflow's UI
     if labels.group:
         tags["sweep"] = labels.group
-    logger = MLflow(
-        labels,
-        experiment_name=experiment_name,
-        run_name=labels.run_name,
-        tracking_uri=tracking_uri,
-        tags=tags,
-        artifact_location=str(Path(artifact_location).resolve()) if artifact_location else None,
-        run_id=labels.remembered("mlflow").get("run_id"),
-        **kwargs,
-    )
-    if labels.is_rank_zero:
-        labels.remember("mlflow", {"run_id": logger.run_id, "tracking_uri": tracking_uri})
+    try:
+        logger = MLflow(
+            labels,
+            experiment_name=experiment_name,
+            run_name=labels.run_name,
+            tracking_uri=tracking_uri,
+            tags=tags,
+            artifact_location=str(Path(artifact_location).resolve()) if artifact_location else None,
+            run_id=labels.remembered("mlflow").get("run_id"),
+            **kwargs,
+        )
+        if labels.is_rank_zero:
+            labels.remember("mlflow", {"run_id": logger.run_id, "tracking_uri": tracking_uri})
+    except UserError:
+        raise
+    except Exception as e:  # a store MLflow cannot open or reach
+        detail = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+        raise UserError(
+            f"logger=mlflow could not open the tracking store {tracking_uri} ({detail}). Check "
+            "logger.mlflow.tracking_uri, e.g. logger.mlflow.tracking_uri=sqlite:///outputs/"
+            "mlflow.db or http://<server>:5000"
+        ) from None
     return logger
 
 
