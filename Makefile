@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: help install dev train test test-fast lint bench gpu-check tensorboard clean
+.PHONY: help install dev train serve test test-fast lint bench gpu-check tensorboard screenshot clean
 
 help:
 	@echo "make train [ARGS='model=cnn optimizer=adam']  train (default: MLP on MNIST)"
@@ -13,6 +13,8 @@ help:
 	@echo "make bench                                    epoch-time, time-to-99%, pool-order, sweep-overhead, Optuna-pruning, tracker-cost benchmarks"
 	@echo "make gpu-check                                GPU tests and timings (needs a CUDA GPU)"
 	@echo "make tensorboard                              serve outputs/ in TensorBoard"
+	@echo "make serve ARGS='run=outputs/...'             the drawing app for a run or a sweep (http://127.0.0.1:7860)"
+	@echo "make screenshot                               docs/app.png, the README's picture of the app (real runs, real Chromium)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +39,13 @@ dev: $(VENV)/.installed-dev
 
 train: $(VENV)/.installed
 	$(BIN)/python -m mnistx.train $(ARGS)
+
+serve: $(VENV)/.installed-dev
+	$(BIN)/python -m mnistx.serve $(ARGS)
+
+# The browser test trains two MLPs on the real MNIST, draws a zero in Chromium and saves the page.
+screenshot: $(VENV)/.installed-dev
+	MNISTX_SCREENSHOT=docs/app.png $(BIN)/python -m pytest tests/test_app.py -k chromium -q
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

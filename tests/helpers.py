@@ -170,3 +170,23 @@ def wandb_run(folder: Path) -> dict:
                 {key(i): json_module.loads(i.value_json) for i in record.summary.update}
             )
     return found
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A real 1-bit black PNG of width x height: a few kB that decode to width*height bytes
+    (a decompression bomb), written row by row so making it takes no memory."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    row = b"\x00" * (1 + (width + 7) // 8)  # filter byte, then the packed pixels
+    packer = zlib.compressobj(9)
+    idat = b"".join(packer.compress(row * 100) for _ in range(height // 100))
+    idat += packer.compress(row * (height % 100)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from helpers import TINY_OVERRIDES, run_cli
+from helpers import TINY_OVERRIDES, png_bomb, run_cli
 from PIL import Image, ImageDraw
 from torchvision.datasets import MNIST
 
-from mnistx.data.digit_image import load_gray, to_mnist
+from mnistx.data.digit_image import MAX_PIXELS, WORK_SIZE, ImageTooLarge, load_gray, to_mnist
 from mnistx.errors import UserError
 
 
@@ -49,6 +50,47 @@ def test_bad_files_are_user_errors(tmp_path):
     Image.new("L", (40, 40), 255).save(tmp_path / "blank.png")
     with pytest.raises(UserError, match="no digit found"):
         to_mnist(load_gray(tmp_path / "blank.png"), "blank.png")
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory so far (VmHWM), in MB."""
+    status = Path("/proc/self/status").read_text()
+    return (
+        int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1])
+        / 1024
+    )
+
+
+def test_decompression_bombs_are_refused_before_decoding(tmp_path):
+    # 10 kB that decode to 81 megapixels: under PIL's own bomb limit (89 MP), over ours.
+    bomb = png_bomb(9000, 9000)
+    assert len(bomb) < 20_000 and MAX_PIXELS < 9000 * 9000
+    before = _peak_rss_mb()
+    with pytest.raises(ImageTooLarge, match="bomb.png: the image is 9000x9000 pixels"):
+        load_gray(bomb, "bomb.png")
+    # Decoding it (and making floats of it) would take 81 MB to 400 MB.
+    assert _peak_rss_mb() - before < 40
+    # Over PIL's limit too (PIL refuses it when opening): the same message, no traceback.
+    (tmp_path / "huge.png").write_bytes(png_bomb(20000, 20000))
+    with pytest.raises(ImageTooLarge, match="huge.png: the image is"):
+        load_gray(tmp_path / "huge.png")
+
+
+def test_large_images_are_read_at_a_working_size():
+    """A 3000x3000 photo gives the same 28x28 input as the same digit at 300x300."""
+    small = _blob((300, 300), (100, 60, 180, 240))
+    big = small.resize((3000, 3000), Image.Resampling.NEAREST)
+    buffers = []
+    for img in (small, big):
+        data = io.BytesIO()
+        img.save(data, "PNG")
+        buffers.append(data.getvalue())
+    pixels = load_gray(buffers[1], "big.png")
+    assert max(pixels.shape) == WORK_SIZE
+    a, b = to_mnist(pixels), to_mnist(load_gray(buffers[0]))
+    # The same picture, up to the one-pixel rounding of where its centre of mass lands.
+    shifts = [np.roll(a, (dy, dx), (0, 1)) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    assert min(float(np.abs(s - b).mean()) for s in shifts) < 0.01
 
 
 def _variants(digit: np.ndarray, i: int) -> dict[str, Image.Image]:
@@ -119,6 +161,28 @@ def test_predictions_survive_what_photos_do_to_digits(mnist_dir, tmp_path):
         assert sum(hits) / len(hits) >= 0.85, (kind, sum(hits))
     with Image.open(tmp_path / "sheet.png") as sheet:
         assert sheet.format == "PNG" and sheet.width >= 400
+
+
+def test_the_network_is_loaded_as_lightning_loads_it(tiny_data, tmp_path):
+    """mnistx.predict and the app build the network without Lightning: the same outputs as
+    ClassifierModule.load_from_checkpoint, batch-norm buffers and EMA weights included."""
+    from mnistx.inspection.inference import load_network, predict_probs
+    from mnistx.training.module import ClassifierModule
+
+    run_cli(
+        tmp_path, f"data.data_dir={tiny_data}", *TINY_OVERRIDES, "trainer.max_epochs=1",
+        "model=cnn", "model.batch_norm=true", "callbacks=ema", "callbacks.pictures=null",
+    )  # fmt: skip
+    (run,) = (tmp_path / "outputs").glob("*/*")
+    ckpt = run / "checkpoints" / "last.ckpt"
+    x = torch.randn(16, 1, 28, 28)
+    lightning = predict_probs(ClassifierModule.load_from_checkpoint(ckpt), x)
+    assert torch.equal(predict_probs(load_network(ckpt), x), lightning)
+    state = torch.load(ckpt, weights_only=True)
+    del state["hyper_parameters"]["model"]
+    torch.save(state, tmp_path / "no_model.ckpt")
+    with pytest.raises(UserError, match="no model settings saved"):
+        load_network(tmp_path / "no_model.ckpt")
 
 
 def test_predict_user_errors(tmp_path):

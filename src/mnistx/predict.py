@@ -67,16 +67,15 @@ def predict(
 
     from mnistx.data.digit_image import load_digit
     from mnistx.eval import run_config
-    from mnistx.inspection.inference import predict_probs
+    from mnistx.inspection.inference import load_network, predict_probs
     from mnistx.runs.layout import check_new_file, locate
-    from mnistx.training.module import ClassifierModule
 
     paths = image_paths(images)
     run_dir, ckpt_path = locate(run, ckpt)
     if show:
         check_new_file(Path(show), "--show")
     data = run_config(run_dir, data_dir).data
-    module = ClassifierModule.load_from_checkpoint(ckpt_path, map_location="cpu")
+    network = load_network(ckpt_path)
 
     inputs, used, errors = [], [], []
     for path in paths:
@@ -88,7 +87,7 @@ def predict(
     results: list[dict[str, Any]] = []
     if inputs:
         x = torch.stack(inputs)
-        probs = predict_probs(module, x)
+        probs = predict_probs(network, x)
         for path, p in zip(used, probs, strict=True):
             top = p.topk(3)
             results.append(

@@ -7,6 +7,8 @@ is the centre. Scans are usually dark ink on light paper, so light backgrounds a
 
 from __future__ import annotations
 
+import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,24 +17,53 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mnistx.errors import UserError
 
+# Images over this many pixels are refused from their header, before any decoding, so a small
+# file that decodes to a huge image (a decompression bomb) never takes the memory it asks for.
+MAX_PIXELS = 4096 * 4096
+# Larger images are shrunk to this long side first: the digit ends up 20x20 pixels anyway.
+WORK_SIZE = 1024
 
-def load_gray(path: Path) -> np.ndarray:
-    """Pixels in [0, 1], transparency flattened onto white."""
+
+def load_gray(source: Path | bytes, name: str | None = None) -> np.ndarray:
+    """Pixels in [0, 1] of an image file or its bytes, transparency flattened onto white."""
+    name = name or str(source if isinstance(source, Path) else "image")
     try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode in ("RGBA", "LA", "P"):
-                img = img.convert("RGBA")
-                white = Image.new("RGBA", img.size, (255, 255, 255, 255))
-                img = Image.alpha_composite(white, img)
-            gray = ImageOps.grayscale(img)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
+                width, height = img.size
+                if width * height > MAX_PIXELS:
+                    raise _too_large(name, width, height)
+                img.draft("L", (WORK_SIZE, WORK_SIZE))  # JPEG: decode at a reduced scale
+                img.load()
+                if img.mode in ("RGBA", "LA", "P", "PA"):
+                    img = img.convert("RGBA")
+                    white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+                    img = Image.alpha_composite(white, img)
+                gray = ImageOps.grayscale(img)
     except UnidentifiedImageError:
-        raise UserError(f"{path}: not an image PIL can read (PNG, JPEG, BMP, ...)") from None
+        raise UserError(f"{name}: not an image PIL can read (PNG, JPEG, BMP, ...)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise _too_large(name, None, None) from None
     except OSError as e:
-        raise UserError(f"{path}: unreadable image ({e})") from None
+        raise UserError(f"{name}: unreadable image ({e})") from None
     if gray.width < 2 or gray.height < 2:
-        raise UserError(f"{path}: image is {gray.width}x{gray.height} pixels; too small")
+        raise UserError(f"{name}: image is {gray.width}x{gray.height} pixels; too small")
+    if max(gray.size) > WORK_SIZE:
+        gray.thumbnail((WORK_SIZE, WORK_SIZE), Image.Resampling.BOX)
     return np.asarray(gray, dtype=np.float32) / 255.0
+
+
+class ImageTooLarge(UserError):
+    """An image over MAX_PIXELS: refused before it is decoded."""
+
+
+def _too_large(name: str, width: int | None, height: int | None) -> ImageTooLarge:
+    size = f"{width}x{height} pixels" if width and height else "over PIL's pixel limit"
+    return ImageTooLarge(
+        f"{name}: the image is {size}, more than the {MAX_PIXELS // 1_000_000} megapixels "
+        "(4096x4096) read here. Crop or shrink it to the digit and try again."
+    )
 
 
 def to_mnist(pixels: np.ndarray, name: str = "image") -> np.ndarray:
@@ -68,4 +99,9 @@ def to_mnist(pixels: np.ndarray, name: str = "image") -> np.ndarray:
 
 def load_digit(path: Path, mean: float, std: float) -> torch.Tensor:
     """(1, 28, 28) tensor normalised like the training data."""
-    return torch.from_numpy(to_mnist(load_gray(path), str(path))).sub(mean).div(std)[None]
+    return normalised(to_mnist(load_gray(path), str(path)), mean, std)
+
+
+def normalised(pixels: np.ndarray, mean: float, std: float) -> torch.Tensor:
+    """A 28x28 input in [0, 1] as a (1, 28, 28) tensor normalised like the training data."""
+    return torch.from_numpy(pixels).sub(mean).div(std)[None]
