@@ -401,3 +401,12 @@ def test_runs_without_a_checkpoint_are_named(capsys, sweep, tmp_path):
     # The same run twice is served once; two runs of one sweep side by side.
     models, _ = load_models([str(relu), str(relu), str(tanh)])
     assert [m.run for m in models] == [relu, tanh]
+
+
+def test_classes_are_named_as_their_dataset_names_them():
+    from mnistx.app.models import class_names
+
+    assert class_names("torchvision.datasets.MNIST") == [str(i) for i in range(10)]
+    fashion = class_names("torchvision.datasets.FashionMNIST")
+    assert len(fashion) == 10 and fashion[0] == "T-shirt/top" and fashion[9] == "Ankle boot"
+    assert class_names("nowhere.Dataset") == [str(i) for i in range(10)]

@@ -85,7 +85,7 @@ def serve(runs: Sequence[str], port: int, host: str) -> None:
         width = max(len(m.label) for m in models)
         for m in models:
             acc = f"test/acc {m.test_acc:.2%}" if m.test_acc is not None else "not tested"
-            print(f"  {m.label:<{width}}  {acc:<16}  {m.run}")
+            print(f"  {m.label:<{width}}  {m.model:<4}  {acc:<16}  {m.run}")
         for line in skipped:
             print(f"  left out: {line}")
         print(f"JSON: curl --data-binary @digit.png {url}/api/predict")
