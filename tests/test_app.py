@@ -17,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -63,10 +64,15 @@ def start_server(*settings: str, cwd: Path) -> tuple[subprocess.Popen, str, list
     )
     assert proc.stdout is not None
     lines: list[str] = []
-    for line in proc.stdout:
-        lines.append(line.rstrip())
-        if line.startswith("JSON: "):
-            return proc, line.split()[-1].removesuffix("/api/predict"), lines
+    watchdog = threading.Timer(120, proc.kill)  # a server that never comes up fails the test
+    watchdog.start()
+    try:
+        for line in proc.stdout:
+            lines.append(line.rstrip())
+            if line.startswith("JSON: "):
+                return proc, line.split()[-1].removesuffix("/api/predict"), lines
+    finally:
+        watchdog.cancel()
     proc.wait(timeout=30)
     raise AssertionError(f"serve ended ({proc.returncode}): {lines}\n{proc.stderr.read()}")
 
