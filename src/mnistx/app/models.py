@@ -82,8 +82,10 @@ def find_runs(specs: Sequence[str]) -> tuple[list[Path], list[str]]:
                 f"mnistx.compare {spec} shows where each job stands)."
             )
         runs += finished
-    unique = list(dict.fromkeys(p.resolve() for p in runs))
-    return [next(p for p in runs if p.resolve() == u) for u in unique], skipped
+    unique: dict[Path, Path] = {}  # the same run named twice is served once
+    for run in runs:
+        unique.setdefault(run.resolve(), run)
+    return list(unique.values()), skipped
 
 
 def _labels(runs: Sequence[Path]) -> list[str]:
@@ -116,9 +118,8 @@ def class_names(dataset: str) -> list[str]:
 
 def load_models(specs: Sequence[str]) -> tuple[list[ServedModel], list[str]]:
     """Every model to serve (in the order given), and the lines about left-out sweep jobs."""
-    from mnistx.config.legacy import upgrade
+    from mnistx.eval import run_config
     from mnistx.inspection.inference import load_network
-    from mnistx.runs.layout import load_config
 
     runs, skipped = find_runs(specs)
     models = []
@@ -130,7 +131,7 @@ def load_models(specs: Sequence[str]) -> tuple[list[ServedModel], list[str]]:
                 "or a sweep's, e.g. run=outputs/multirun/2026-11-23/14-02-11."
             )
         folder, ckpt = locate(str(run), None)
-        cfg = upgrade(load_config(folder / CONFIG))
+        cfg = run_config(folder)
         data = cfg.data
         test_acc = _metrics(folder).get("test/acc")
         models.append(

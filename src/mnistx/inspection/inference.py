@@ -23,7 +23,7 @@ def load_network(ckpt: Path) -> nn.Module:
     model = (state.get("hyper_parameters") or {}).get("model")
     if not isinstance(model, dict):
         raise UserError(f"{ckpt} has no model settings saved in it; it was not written by mnistx.")
-    (model,) = upgrade_hparams(model, None, None, None)[:1]
+    model = upgrade_hparams(model, None, None, None)[0]
     net = build_network({**model, "compile": False, "channels_last": False})
     weights = {
         k.removeprefix("net."): v for k, v in state["state_dict"].items() if k.startswith("net.")
