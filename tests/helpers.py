@@ -114,6 +114,7 @@ def two_node_ddp(data: Path, seen: Path) -> list[str]:
         "+trainer.num_nodes=2",
         "trainer.accelerator=cpu",
         "+callbacks.recorder._target_=index_recorder.IndexRecorder",
+        "trusted_targets=[index_recorder.IndexRecorder]",
         f"+callbacks.recorder.out_dir={seen}",
     ]
 

@@ -416,3 +416,90 @@ def test_classes_are_named_as_their_dataset_names_them():
     fashion = class_names("torchvision.datasets.FashionMNIST")
     assert len(fashion) == 10 and fashion[0] == "T-shirt/top" and fashion[9] == "Ankle boot"
     assert class_names("nowhere.Dataset") == [str(i) for i in range(10)]
+
+
+def _raw(url: str, request: bytes, source: str = "127.0.0.1") -> bytes:
+    """Send raw HTTP from a given loopback address and read the whole answer."""
+    import socket
+
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30, source_address=(source, 0)) as s:
+        s.sendall(request)
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.slow
+def test_slow_clients_do_not_starve_others_and_are_cut_off(served):
+    import socket
+    import time
+
+    url = served[0]
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    slow = []
+    for _ in range(80):  # more than uvicorn's old limit_concurrency of 64
+        try:
+            s = socket.create_connection((host, int(port)), source_address=("127.0.0.2", 0))
+            s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # headers never finished
+            slow.append(s)
+        except OSError:
+            break
+    start = time.monotonic()
+    with urllib.request.urlopen(f"{url}/api/models", timeout=10) as response:
+        assert response.status == 200  # another client is served at once, not 503
+    assert time.monotonic() - start < 5
+    for s in slow:
+        s.settimeout(20)
+    closed = 0
+    for s in slow:
+        try:
+            closed += s.recv(1024) == b""  # the deadline closed it
+        except ConnectionResetError:
+            closed += 1  # the per-client cap closed it at once
+        except TimeoutError:
+            pass
+        s.close()
+    assert closed == len(slow)
+
+
+@pytest.mark.slow
+def test_other_hosts_and_cross_origin_posts_are_refused(served, digits):
+    url = served[0]
+    image = digits[0][0].read_bytes()
+    here = url.removeprefix("http://")
+    rebound = _raw(url, f"GET /api/models HTTP/1.1\r\nHost: evil.example:{here.split(':')[1]}\r\n"
+                        "Connection: close\r\n\r\n".encode())  # fmt: skip
+    assert rebound.startswith(b"HTTP/1.1 421")
+    post_head = (
+        f"POST /api/predict HTTP/1.1\r\nHost: {here}\r\nContent-Length: {len(image)}\r\n"
+        "Connection: close\r\n"
+    )
+    cross = _raw(url, (post_head + "Origin: http://evil.example\r\n\r\n").encode() + image)
+    assert cross.startswith(b"HTTP/1.1 403")
+    fetch = _raw(url, (post_head + "Sec-Fetch-Site: cross-site\r\n\r\n").encode() + image)
+    assert fetch.startswith(b"HTTP/1.1 403")
+    same = _raw(url, (post_head + f"Origin: {url}\r\n\r\n").encode() + image)
+    assert same.startswith(b"HTTP/1.1 200") and b'"predictions"' in same
+
+
+@pytest.mark.slow
+def test_fifty_large_uploads_at_once_keep_memory_bounded(served):
+    from concurrent.futures import ThreadPoolExecutor
+
+    url, proc, _ = served
+    big = b"\x89PNG\r\n\x1a\n" + bytes(9 * 2**20)  # 9 MB that is not a readable PNG
+    before = peak_rss_mb(proc.pid)
+
+    def code(_: int) -> int:
+        try:
+            return post(url, big)[0]
+        except (urllib.error.URLError, ConnectionError):
+            return 0  # over the per-client connection cap: closed
+
+    with ThreadPoolExecutor(50) as pool:
+        codes = list(pool.map(code, range(50)))
+    assert set(codes) <= {0, 400, 503} and codes.count(400) >= 4, codes
+    # Measured here: ~330 MB more; the issue measured 0.75 -> 2.6 GB before the bounds.
+    assert peak_rss_mb(proc.pid) - before < 600

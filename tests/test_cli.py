@@ -197,6 +197,15 @@ def test_help_and_cfg_are_quick_and_need_no_torch(tmp_path):
         (["model.hidden_sizes=128"], "model.hidden_sizes=128 must be a list; its default is"),
         (["augment.scale=0.9"], "augment.scale=0.9 must be a list; its default is [1.0,1.0]"),
         (["+trainer.foo=1"], "trainer.foo is not an argument of Lightning's Trainer"),
+        # Issue 26: tracebacks, or an untrained network reported as ok, on today's main.
+        (["trainer.accelerator=abc"], "is not an accelerator Lightning knows"),
+        (["+trainer.val_check_interval=0"], "trainer.val_check_interval=0 must be a number"),
+        (["+trainer.max_steps=0"], "trainer.max_steps=0 must be an integer >= 1"),
+        (["+trainer.limit_train_batches=0"], "trainer.limit_train_batches=0 must be"),
+        (["threads=4096"], "threads=4096 is more than the"),
+        (["data.dataset=os.system"], "is not an MNIST-family dataset"),
+        (["+callbacks.x._target_=builtins.print"], "is not something mnistx builds"),
+        (["trusted_targets=[not a name]"], "trusted_targets="),
         (["data.batch_size=true"], "data.batch_size=true must be an integer (true and false"),
         (["trainer.max_epochs=true"], "trainer.max_epochs=true must be an integer (true and"),
         (["model=cnn", "model.channels=[]"], "model.channels=[] gives a CNN no convolution"),
@@ -236,6 +245,19 @@ def test_every_user_mistake_is_one_paragraph(cli_here, tiny_data, tmp_path, args
     assert len(errors) == 1 and text in errors[0], err
     (metrics,) = (tmp_path / "outputs").glob("*/*/metrics.json")
     assert json.loads(metrics.read_text())["status"] == "failed"
+
+
+def test_an_accelerator_this_machine_lacks_is_one_paragraph(cli_here, tiny_data, tmp_path):
+    pytest.importorskip("torch", reason="torch is a dependency")
+    import importlib.util
+
+    if importlib.util.find_spec("torch_xla") is not None:
+        pytest.skip("this machine has torch_xla")
+    code, out, err = cli_here(tmp_path, f"data.data_dir={tiny_data}", "trainer.accelerator=tpu")
+    assert code == 1 and "Traceback" not in out + err
+    assert "error: trainer.accelerator=tpu: tpu not available on this machine" in err
+    (metrics,) = (tmp_path / "outputs").glob("*/*/metrics.json")
+    assert json.loads(metrics.read_text())["status"] == "skipped"
 
 
 def test_a_folder_that_cannot_be_created_is_named_before_the_run(cli_here, tiny_data, tmp_path):

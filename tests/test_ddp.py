@@ -24,6 +24,7 @@ def test_two_process_ddp_shards_the_data_and_writes_one_run(tiny_data, tmp_path)
         "trainer.devices=2",
         "trainer.accelerator=cpu",
         "+callbacks.recorder._target_=index_recorder.IndexRecorder",
+        "trusted_targets=[index_recorder.IndexRecorder]",
         f"+callbacks.recorder.out_dir={seen}",
         env={"PYTHONPATH": str(TESTS)},
     )

@@ -223,7 +223,7 @@ def test_eval_out_must_be_a_folder_that_holds_no_run(trained_run, tmp_path):
     before = snapshot(trained_run)
     for out, text in (
         (a_file, "is a file; --out names a folder"),
-        (trained_run, "is a run folder, and an evaluation never writes over"),
+        (trained_run, "never writes into another run's or sweep's files"),
     ):
         proc = run_cli(
             tmp_path, f"run={trained_run}", "--out", str(out), module="mnistx.eval", check=False
@@ -259,4 +259,7 @@ def test_predict_show_never_writes_over_a_runs_picture(trained_run, tmp_path):
         check=False,
     )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
-    assert "is one of a run's own files" in proc.stderr and picture.read_bytes() == before
+    assert (
+        "never writes into another run's or sweep's files" in proc.stderr
+        and picture.read_bytes() == before
+    )

@@ -193,3 +193,39 @@ def test_predict_user_errors(tmp_path):
     )
     assert proc.returncode == 1 and "matches no image files" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_predict_skips_pipes_and_reads_each_file_once_through_symlinks(tmp_path):
+    import os
+
+    from mnistx.errors import UserError
+    from mnistx.predict import image_paths
+
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    (folder / "seven.png").write_bytes(b"x")
+    os.mkfifo(folder / "pipe.png")
+    (folder / "loop").symlink_to(folder)  # a folder that contains itself
+    assert image_paths(str(folder)) == [folder / "seven.png"]
+    found = image_paths(str(tmp_path / "digits" / "**" / "*.png"))
+    assert [p.resolve() for p in found] == [(folder / "seven.png").resolve()]
+    with pytest.raises(UserError, match="not a regular file"):
+        image_paths(str(folder / "pipe.png"))
+
+
+def test_a_photo_rotated_by_its_exif_tag_is_read_upright(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from mnistx.data.digit_image import load_gray
+
+    upright = np.full((40, 30), 255, np.uint8)
+    upright[2:30, 4:10] = 0  # a vertical bar, up and to the left
+    stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)  # lying down
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    stored.save(tmp_path / "photo.jpg", exif=exif, quality=95)
+    pixels = load_gray(tmp_path / "photo.jpg")
+    assert pixels.shape == (40, 30)
+    dark = pixels < 0.5
+    assert dark[2:30, 4:10].mean() > 0.9 and dark[:, 12:].mean() < 0.02 and dark[32:].mean() < 0.02

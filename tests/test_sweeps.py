@@ -288,7 +288,8 @@ def test_compare_several_sweeps_and_an_unfinished_job(tiny_data, tmp_path):
     assert "comparison.md" in proc.stdout
     rows = _csv_rows(out)
     assert len(rows) == 3
-    assert [r["seeds"] for r in rows[:2]] == ["2", "2"]  # the same runs, given twice
+    # The same runs given twice are one sample each (issue 26), not two seeds.
+    assert [r["seeds"] for r in rows[:2]] == ["1", "1"]
     assert rows[2]["status"] == "failed" and "did not finish" in rows[2]["reason"]
     assert len(load_runs([a])) == 3
 

@@ -166,8 +166,11 @@ def test_without_checkpointing_tests_the_final_weights(make_cfg, tmp_path):
         ("trainer.accelerator=gpu", "gpu not available"),
         ("+optimizer.momentum=0.9", "optimizer"),
         ("optimizer.fused=maybe", "optimizer.fused=maybe must be true or false"),
-        ("optimizer=rmsprop +optimizer.fused=true", "unexpected keyword argument 'fused'"),
-        ("trainer.accelerator=abacus", "Invalid trainer settings"),
+        (
+            "optimizer=rmsprop +optimizer.fused=true",
+            "optimizer.fused is not an argument of torch.optim.RMSprop",
+        ),
+        ("trainer.accelerator=abacus", "is not an accelerator Lightning knows"),
         ("augment.degrees=-5", "augment settings"),
         ("augment.scale=[1.2,0.8]", "augment settings"),
         ("augment.elastic_sigma=0", "augment settings"),

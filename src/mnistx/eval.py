@@ -15,18 +15,16 @@ over the training run's own files.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
-
 from mnistx.errors import UserError, exit_status
-from mnistx.runs.layout import CONFIG, METRICS, load_config
+from mnistx.runs.saved import read_metrics, run_config
 
 KEYS = ("run", "ckpt", "data_dir")
+WRITES = ("eval.json", "confusion_matrix.png", "misclassified.png")
 
 
 def parse_settings(settings: Sequence[str]) -> dict[str, str]:
@@ -48,23 +46,11 @@ def parse_settings(settings: Sequence[str]) -> dict[str, str]:
     return parsed
 
 
-def run_config(run_dir: Path, data_dir: str | None = None) -> DictConfig:
-    """The run's own saved config (in today's shape, for a run of an earlier mnistx)."""
-    from mnistx.config.legacy import upgrade
-
-    cfg = upgrade(load_config(run_dir / CONFIG))
-    cfg.output_dir = str(run_dir)  # was ${hydra:runtime.output_dir}, unknown outside Hydra
-    if data_dir:
-        cfg.data.data_dir = data_dir
-    return cfg
-
-
 def _accelerator(run_dir: Path) -> str:
     """Where the run was tested, if this machine has it (same device, same arithmetic)."""
     import torch
 
-    metrics_file = run_dir / METRICS
-    metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+    metrics = read_metrics(run_dir) or {}
     used = metrics.get("accelerator")
     if used == "cpu" or (used == "cuda" and torch.cuda.is_available()):
         return {"cpu": "cpu", "cuda": "gpu"}[used]
@@ -114,15 +100,18 @@ def evaluate(
     ckpt: str | None = None,
     data_dir: str | None = None,
     out: str | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     import lightning.pytorch as L
-    from hydra.utils import instantiate
 
+    from mnistx.config.build import build
     from mnistx.config.compose import register_resolvers
     from mnistx.inspection import drawing
     from mnistx.inspection.inference import captions, most_confident_mistakes, predict_probs
-    from mnistx.runs.layout import eval_dir, locate
+    from mnistx.runs.guard import check_folder, expand, make_folder
+    from mnistx.runs.layout import EVAL
     from mnistx.runs.records import write_json
+    from mnistx.runs.saved import locate
     from mnistx.training.module import ClassifierModule
     from mnistx.training.runtime import quiet_libraries
 
@@ -130,10 +119,16 @@ def evaluate(
     quiet_libraries()
     run_dir, ckpt_path = locate(run, ckpt)
     cfg = run_config(run_dir, data_dir)
-    out_dir = eval_dir(run_dir, ckpt_path, out)
+    if out is None:  # the run's own evaluation of this checkpoint, made again when asked
+        out_dir = run_dir / EVAL / ckpt_path.stem
+        check_folder(out_dir, "The evaluation folder", WRITES, own=run_dir)
+    else:
+        out_dir = expand(out, "--out")
+        check_folder(out_dir, "--out", WRITES, overwrite=overwrite)
+    make_folder(out_dir, "--out")
 
     module = ClassifierModule.load_from_checkpoint(ckpt_path, map_location="cpu")
-    datamodule = instantiate(cfg.data)
+    datamodule = build("data", cfg.data)
     trainer = L.Trainer(
         accelerator=_accelerator(run_dir),
         devices=1,
@@ -216,8 +211,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--out", help="write eval.json and the PNGs here (default: <run>/eval/<checkpoint>)"
     )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="let --out replace an earlier evaluation there"
+    )
     args = parser.parse_args(argv)
-    return exit_status(lambda: evaluate(**parse_settings(args.settings), out=args.out))
+    return exit_status(
+        lambda: evaluate(**parse_settings(args.settings), out=args.out, overwrite=args.overwrite)
+    )
 
 
 if __name__ == "__main__":

@@ -26,13 +26,25 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 
 def image_paths(spec: str) -> list[Path]:
+    """The image files `spec` names: regular files only (a FIFO or device would block the
+    read forever), each file once however many symlinked paths lead to it."""
     path = Path(spec)
     if path.is_dir():
         found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     elif path.exists():
+        if not path.is_file():
+            raise UserError(
+                f"images={spec} is not a regular file (a pipe, socket or device), so it cannot "
+                "be read as an image. Give an image file, a folder of them, or a glob."
+            )
         found = [path]
     else:
-        found = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
+        found = sorted(Path(p) for p in glob.glob(spec, recursive=True))
+    once: dict[Path, Path] = {}
+    for p in found:
+        if p.is_file():  # follows symlinks; False for pipes, sockets and devices
+            once.setdefault(p.resolve(), p)
+    found = list(once.values())
     if not found:
         raise UserError(
             f"images={spec} matches no image files. Give a file, a folder of PNG/JPEG/BMP "
@@ -61,19 +73,20 @@ def predict(
     ckpt: str | None = None,
     data_dir: str | None = None,
     show: str | None = None,
+    overwrite: bool = False,
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Predictions for every usable image, and an error line for each unusable one."""
     import torch
 
     from mnistx.data.digit_image import load_digit
-    from mnistx.eval import run_config
     from mnistx.inspection.inference import load_network, predict_probs
-    from mnistx.runs.layout import check_new_file, locate
+    from mnistx.runs.guard import check_file, expand
+    from mnistx.runs.saved import locate, run_config
 
     paths = image_paths(images)
     run_dir, ckpt_path = locate(run, ckpt)
-    if show:
-        check_new_file(Path(show), "--show")
+    if show is not None:
+        check_file(expand(show, "--show"), "--show", overwrite)
     data = run_config(run_dir, data_dir).data
     network = load_network(ckpt_path)
 
@@ -112,7 +125,7 @@ def predict(
                 data.std,
                 "Inputs as the model saw them: prediction (probability)",
             )
-            drawing.save(fig, Path(show))
+            drawing.save(fig, expand(show, "--show"))
     return results, errors
 
 
@@ -127,9 +140,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a list")
     parser.add_argument("--show", metavar="PNG", help="write a sheet of the model's inputs")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="let --show replace a file (never a run's)"
+    )
     args = parser.parse_args(argv)
     try:
-        results, errors = predict(**_parse(args.settings), show=args.show)
+        results, errors = predict(**_parse(args.settings), show=args.show, overwrite=args.overwrite)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -40,7 +40,7 @@ def parse_settings(settings: Sequence[str]) -> dict[str, Any]:
         if key == "run":
             runs.append(value)
         elif key == "port":
-            if not value.isdigit() or int(value) > 65535:
+            if not (value.isascii() and value.isdigit()) or int(value) > 65535:
                 raise UserError(
                     f"port={value} is not a port number: give 1024-65535 (default "
                     f"{DEFAULT_PORT}), or port=0 for any free one."

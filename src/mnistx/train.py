@@ -106,18 +106,18 @@ def main(cfg: DictConfig) -> float | None:
     except UserError as e:
         skipped = isinstance(e, UnavailableError)
         if owner:
-            record_failure(out, run, str(e), "skipped" if skipped else "failed")
+            _record(record_failure, out, run, str(e), "skipped" if skipped else "failed")
         _report_user_error(e, "skipped" if skipped and sweep else "error")
         if not sweep:
             sys.exit(1)
         return None
-    except KeyboardInterrupt:  # the recipe recorded the interrupted run
+    except KeyboardInterrupt as e:  # the recipe recorded the interrupted run
         if sweep and owner:
             _report_interrupted_sweep(Path(hc.sweep.dir))
-        sys.exit(130)
+        sys.exit(getattr(e, "exit_code", 130))
     except Exception as e:
         if owner:
-            record_failure(out, run, f"{type(e).__name__}: {e}")
+            _record(record_failure, out, run, f"{type(e).__name__}: {e}")
         if not sweep:
             raise
         log.exception("job failed; the sweep goes on (outputs in %s)", out)
@@ -129,6 +129,14 @@ def main(cfg: DictConfig) -> float | None:
     if metrics.get("status") is not None:
         log.info("finished in %.1f s; outputs in %s", time.time() - start, out)
     return metrics.get("val/acc_best")
+
+
+def _record(write: Any, *args: Any) -> None:
+    """A failure's record, when the disk lets it be written (a full disk: said, not raised)."""
+    try:
+        write(*args)
+    except UserError as e:
+        print(f"note: {e}", file=sys.stderr)
 
 
 def _what_to_run(cfg: DictConfig, overrides: list[str], out: Path, sweep: bool) -> tuple:

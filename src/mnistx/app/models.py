@@ -7,7 +7,6 @@ command line always agree.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from collections.abc import Sequence
@@ -19,7 +18,8 @@ import numpy as np
 from torch import nn
 
 from mnistx.errors import UserError
-from mnistx.runs.layout import CONFIG, METRICS, locate, sweep_jobs
+from mnistx.runs.layout import CONFIG, METRICS, sweep_jobs
+from mnistx.runs.saved import locate, run_config
 
 MNIST = "torchvision.datasets.MNIST"
 
@@ -108,17 +108,17 @@ def class_names(dataset: str) -> list[str]:
     """The classes' names as the page shows them: digits for MNIST, else the dataset's own."""
     if dataset == MNIST:
         return [str(i) for i in range(10)]
-    module, _, name = dataset.rpartition(".")
+    from mnistx.config.targets import RefusedConfig, dataset_class
+
     try:
-        names = getattr(importlib.import_module(module), name).classes
-    except (ImportError, AttributeError):
+        names = dataset_class(dataset).classes
+    except (RefusedConfig, AttributeError):
         return [str(i) for i in range(10)]
     return [str(n) for n in names]
 
 
 def load_models(specs: Sequence[str]) -> tuple[list[ServedModel], list[str]]:
     """Every model to serve (in the order given), and the lines about left-out sweep jobs."""
-    from mnistx.eval import run_config
     from mnistx.inspection.inference import load_network
 
     runs, skipped = find_runs(specs)

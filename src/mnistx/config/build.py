@@ -1,7 +1,8 @@
 """Building objects from config: every part of a run is made here, one way.
 
-A config node names its class or factory (`_target_`) and its arguments; `build` instantiates
-it, and turns the errors Hydra wraps around a bad argument into one UserError that names the
+A config node names its class or factory (`_target_`) and its arguments; `build` checks it
+against the allow-list (mnistx.config.targets: nothing else is ever built), instantiates it,
+and turns the errors Hydra wraps around a bad argument into one UserError that names the
 config key to fix. Nodes with `_partial_: true` (optimizer, scheduler) come back as factories
 the LightningModule completes (they need the model's parameters).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from mnistx.config.targets import check_node
 from mnistx.errors import UserError
 
 # Lightning's Trainer gets its own words: its arguments are Lightning's, not mnistx's.
@@ -22,6 +24,7 @@ def build(what: str, node: Any, **kwargs: Any) -> Any:
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
+    check_node(_plain(node), what)
     try:
         return instantiate(node, **kwargs)
     except UserError:
@@ -39,6 +42,15 @@ def build(what: str, node: Any, **kwargs: Any) -> Any:
             f"Could not build {what} from the config: {detail}. Check the {what}.* overrides "
             f"(`python -m mnistx.train --cfg job` prints the composed config)."
         ) from None
+
+
+def _plain(node: Any) -> Any:
+    """The node as plain dicts and lists, interpolations resolved: what Hydra will build."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    if isinstance(node, DictConfig | ListConfig):
+        return OmegaConf.to_container(node, resolve=True)
+    return node
 
 
 def complete(what: str, factory: Any, *args: Any, **kwargs: Any) -> Any:

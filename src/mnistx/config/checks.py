@@ -7,6 +7,7 @@ combinations that would fail late or silently train nonsense, are checked here.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from omegaconf import DictConfig
@@ -116,6 +117,13 @@ def check_config(cfg: DictConfig) -> None:
             "2",
             integer=True,
         )
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        if cores and cfg.threads > cores:
+            raise UserError(
+                f"threads={cfg.threads} is more than the {cores} cores this process may use; "
+                "extra threads only compete for them and slow training down. Use "
+                f"threads={cores} or fewer, or threads=null for one per core."
+            )
     if cfg.get("target_acc") is not None:
         in_range(
             cfg.target_acc,

@@ -21,6 +21,7 @@ def check_trainer(trainer: DictConfig) -> None:
             in_range(
                 trainer[key], f"trainer.{key}", 1, None, "a positive integer", example, integer=True
             )
+    _check_positive_amounts(trainer)
     if trainer.get("num_sanity_val_steps") is not None and trainer.num_sanity_val_steps != -1:
         in_range(
             trainer.num_sanity_val_steps,
@@ -69,11 +70,29 @@ def check_trainer(trainer: DictConfig) -> None:
             )
 
 
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu", "hpu")
+
+
 def check_accelerator(accelerator: str) -> None:
     """A clear error for an accelerator this machine does not have (Lightning's is a traceback)."""
+    import importlib.util
+
     import torch
 
     name = str(accelerator).lower()
+    if name not in ACCELERATORS:
+        raise UserError(
+            f"trainer.accelerator={accelerator} is not an accelerator Lightning knows. Use one "
+            f"of {', '.join(ACCELERATORS)}, e.g. trainer.accelerator=cpu (auto picks what is "
+            "there)."
+        )
+    package = {"tpu": "torch_xla", "hpu": "habana_frameworks"}.get(name)
+    if package and importlib.util.find_spec(package) is None:
+        raise UnavailableError(
+            f"trainer.accelerator={accelerator}: {name} not available on this machine (the "
+            f"{package} package is not installed). Use trainer.accelerator=cpu, or auto to "
+            "pick what is there."
+        )
     if name in ("gpu", "cuda") and not torch.cuda.is_available():
         raise UnavailableError(
             f"trainer.accelerator={accelerator}: gpu not available on this machine (torch sees no "
@@ -106,4 +125,35 @@ def check_devices(accelerator: str, devices: object) -> None:
         raise UserError(
             f"trainer.devices={devices}, but this machine has {available} {what}. Use "
             f"trainer.devices={available} or fewer (on CPUs each device is one process)."
+        )
+
+
+def _check_positive_amounts(trainer: DictConfig) -> None:
+    """Settings that would train nothing (then report an untrained network as ok) or divide by
+    zero inside Lightning: batches and steps are at least 1, fractions in (0, 1]."""
+    for key, what in (
+        ("val_check_interval", "how often to validate"),
+        ("limit_train_batches", "how much of each epoch to train on"),
+    ):
+        value = trainer.get(key)
+        if value is None:
+            continue
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+        ok = ok and (isinstance(value, int) or value <= 1)
+        if not ok:
+            raise UserError(
+                f"trainer.{key}={value} must be a number of batches (an integer >= 1) or a "
+                f"fraction of the epoch in (0, 1] ({what}); 0 or less would train or validate "
+                f"nothing. Example: +trainer.{key}=0.5"
+            )
+    steps = trainer.get("max_steps")
+    if steps is not None and steps != -1:
+        in_range(
+            steps,
+            "trainer.max_steps",
+            1,
+            None,
+            "an integer >= 1 (optimizer steps to train), or -1 for no limit (0 trains nothing)",
+            "1000",
+            integer=True,
         )

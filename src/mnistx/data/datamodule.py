@@ -8,9 +8,9 @@ from typing import Any
 
 import lightning.pytorch as L
 import torch
-from hydra.utils import get_class
 
 from mnistx.config.checks import check_val_interval
+from mnistx.config.targets import dataset_class
 from mnistx.data.batches import Split, TensorBatches
 from mnistx.data.files import check_idx, ensure_raw_files
 from mnistx.errors import UserError
@@ -44,7 +44,7 @@ class MNISTDataModule(L.LightningDataModule):
         num_classes: int = 10,
     ) -> None:
         super().__init__()
-        self.dataset_cls: Any = get_class(dataset)
+        self.dataset_cls: Any = dataset_class(dataset)
         self.data_dir = os.path.expanduser(str(data_dir))
         self.num_classes, self.channels, self.image_size = num_classes, channels, image_size
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size

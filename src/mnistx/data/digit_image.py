@@ -36,6 +36,7 @@ def load_gray(source: Path | bytes, name: str | None = None) -> np.ndarray:
                     raise _too_large(name, width, height)
                 img.draft("L", (WORK_SIZE, WORK_SIZE))  # JPEG: decode at a reduced scale
                 img.load()
+                img = ImageOps.exif_transpose(img)  # a phone photo taken sideways stands up
                 if img.mode in ("RGBA", "LA", "P", "PA"):
                     img = img.convert("RGBA")
                     white = Image.new("RGBA", img.size, (255, 255, 255, 255))

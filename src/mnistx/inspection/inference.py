@@ -17,13 +17,10 @@ def load_network(ckpt: Path) -> nn.Module:
     mnistx.serve start fast. Never compiled: a checkpoint's weights do not depend on it."""
     from mnistx.config.legacy import upgrade_hparams
     from mnistx.models.networks import build_network
-    from mnistx.runs.layout import check_checkpoint
+    from mnistx.runs.saved import read_checkpoint
 
-    state = check_checkpoint(ckpt)
-    model = (state.get("hyper_parameters") or {}).get("model")
-    if not isinstance(model, dict):
-        raise UserError(f"{ckpt} has no model settings saved in it; it was not written by mnistx.")
-    model = upgrade_hparams(model, None, None, None)[0]
+    state = read_checkpoint(ckpt)  # its hyperparameters checked: they build only mnistx's own
+    model = upgrade_hparams(state["hyper_parameters"]["model"], None, None, None)[0]
     net = build_network({**model, "compile": False, "channels_last": False})
     weights = {
         k.removeprefix("net."): v for k, v in state["state_dict"].items() if k.startswith("net.")

@@ -15,13 +15,13 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from mnistx.config.legacy import upgrade
-from mnistx.runs.layout import CONFIG, LAST, check_checkpoint, folder_of, load_config
+from mnistx.runs.layout import LAST, folder_of
 from mnistx.runs.records import RunInfo, is_finished, read_metrics, run_info
+from mnistx.runs.saved import read_checkpoint, run_config
 from mnistx.sweeps.overrides import override_key
 
 # Keys the resume command line may still change; every other setting is the run's own.
-ADJUSTABLE = ("trainer.max_epochs", "resume", "ckpt_path")
+ADJUSTABLE = ("trainer.max_epochs", "resume", "ckpt_path", "trusted_targets")
 
 
 _epochs_in: dict[Path, int] = {}  # epochs each checkpoint holds, read once per process
@@ -62,7 +62,8 @@ def continuation(
     assert folder is not None
     ckpt_path = cfg.get("ckpt_path")
     ckpt = Path(os.path.expanduser(str(ckpt_path))) if ckpt_path else folder / LAST
-    own = upgrade(load_config(folder / CONFIG))  # as today's keys name it
+    # As today's keys name it, checked as data; trusting what this command line trusts.
+    own = run_config(folder, trusted=list(cfg.get("trusted_targets") or []), continued=True)
     ignored = [o for o in overrides if override_key(o) not in ADJUSTABLE]
     if ignored and job is None:  # a sweep job's overrides are its own
         logging.getLogger("mnistx").warning(
@@ -92,5 +93,5 @@ def checkpoint_epochs(ckpt: Path) -> int:
     """The epochs a (checked) checkpoint has trained: it is written at an epoch's validation."""
     key = ckpt.resolve()
     if key not in _epochs_in:
-        _epochs_in[key] = int(check_checkpoint(ckpt).get("epoch", -1)) + 1
+        _epochs_in[key] = int(read_checkpoint(ckpt).get("epoch", -1)) + 1
     return _epochs_in[key]

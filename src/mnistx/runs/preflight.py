@@ -14,6 +14,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from mnistx.config.targets import check_trusted
 from mnistx.errors import UserError
 from mnistx.runs.continuation import checkpoint_epochs, epochs_done, requested_epochs, typed
 from mnistx.runs.env import is_rank_zero
@@ -24,13 +25,13 @@ from mnistx.runs.layout import (
     SWEEP_CONFIG,
     folder_of,
     holds_run,
-    load_config,
     resume_arg,
     resume_command,
     sweep_jobs,
 )
 from mnistx.runs.lock import hold, in_use
 from mnistx.runs.records import is_finished, read_metrics
+from mnistx.runs.saved import run_config
 from mnistx.sweeps.overrides import hydra_quoted, override_key, sweep_grid, swept_keys_of
 from mnistx.sweeps.rerun import FINISHED, plan_rerun
 
@@ -69,8 +70,14 @@ def preflight(overrides: Sequence[str], multirun: bool) -> list[str] | None:
         key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
         target = typed(values[key]) if key in values else None
         _check_writable(Path(os.path.expanduser(str(target or OUTPUTS))), key)
+        if target:
+            _check_not_inside(Path(os.path.expanduser(str(target))), key, multirun)
         if target and multirun:
             sweep_rerun(Path(os.path.expanduser(str(target))), overrides)
+            if not _is_search(values):  # one process runs a grid sweep into its folder
+                sweep_dir = Path(os.path.expanduser(str(target)))
+                sweep_dir.mkdir(parents=True, exist_ok=True)
+                hold(sweep_dir)
         if target and not multirun and holds_run(Path(os.path.expanduser(target))):
             raise UserError(
                 f"hydra.run.dir={target} holds a run already, and a run never writes into "
@@ -106,8 +113,10 @@ def preflight(overrides: Sequence[str], multirun: bool) -> list[str] | None:
             f"No checkpoint to resume from: {ckpt_file} does not exist (the run stopped before "
             "its first epoch ended, or ran without checkpointing). Start it again instead."
         )
-    if ckpt:  # a checkpoint named on the command line is checked even for a finished run
-        checkpoint_epochs(ckpt_file)
+    # The saved config and checkpoint are data: checked before anything is built or locked.
+    trusted = typed(values["trusted_targets"]) if "trusted_targets" in values else None
+    run_config(folder, trusted=check_trusted(trusted), continued=True)
+    checkpoint_epochs(ckpt_file)
     metrics = read_metrics(folder)
     wanted = requested_epochs(overrides)
     if wanted is not None and (
@@ -144,6 +153,12 @@ def preflight(overrides: Sequence[str], multirun: bool) -> list[str] | None:
     return None
 
 
+def _is_search(values: dict[str, str]) -> bool:
+    """An Optuna search, whose workers share one sweep folder and study on purpose."""
+    chosen = " ".join(values.get(k, "") for k in ("hparams_search", "hydra/sweeper"))
+    return "optuna" in chosen
+
+
 def _check_slurm() -> None:
     import shutil
 
@@ -162,16 +177,9 @@ def _is_hydra_key(override: str) -> bool:
 
 
 def _sweep_record(folder: Path) -> DictConfig:
-    try:
-        record = load_config(folder / SWEEP_CONFIG)
-        record.hydra.overrides.task  # noqa: B018 (a sweep record has it)
-        return record
-    except Exception as e:
-        raise UserError(
-            f"Cannot read {folder / SWEEP_CONFIG} ({str(e).strip()[:200]}), the record of the "
-            "sweep in that folder, so it cannot be finished. python -m mnistx.compare "
-            f"{folder} still reports the jobs it has."
-        ) from None
+    from mnistx.runs.sweep_record import read_sweep_record
+
+    return read_sweep_record(folder)
 
 
 def _sweep_command(folder: Path, overrides: Sequence[str]) -> list[str]:
@@ -200,6 +208,7 @@ def _sweep_command(folder: Path, overrides: Sequence[str]) -> list[str]:
     ]
     args = [*task, *kept, *others, f"hydra.sweep.dir={hydra_quoted(str(folder)) or folder}"]
     sweep_rerun(folder, args)
+    hold(folder)  # one process finishes a sweep at a time
     return args
 
 
@@ -243,6 +252,28 @@ def sweep_rerun(target: Path, overrides: Sequence[str]) -> None:
             f"nothing was changed. Compare them: python -m mnistx.compare {target}"
         )
         raise SystemExit(0)
+
+
+def _check_not_inside(target: Path, key: str, multirun: bool) -> None:
+    """A new run or sweep folder never lies inside another run's or sweep's folder (a sweep
+    run again into its own folder is that sweep, checked by `sweep_rerun`)."""
+    from mnistx.runs.guard import owner_of
+
+    owner = owner_of(target)
+    if not multirun and (target / SWEEP_CONFIG).is_file():
+        raise UserError(
+            f"hydra.run.dir={target} is a sweep's folder, and a single run never writes into a "
+            "sweep's folder (it would take the sweep's record over). Drop hydra.run.dir= (a "
+            f"fresh folder under outputs/ is made); to finish the sweep: {resume_command(target)}"
+        )
+    if owner is None or os.path.abspath(owner) == os.path.abspath(target):
+        return
+    kind = "sweep" if (owner / SWEEP_CONFIG).is_file() and not holds_run(owner) else "run"
+    raise UserError(
+        f"{key}={target} lies inside {owner}, a {kind} folder, and a run never writes into "
+        f"another run's or sweep's folder. Drop {key}= (a fresh folder under outputs/ is made) "
+        "or name a folder outside it."
+    )
 
 
 def _check_writable(target: Path, key: str) -> None:

@@ -16,7 +16,8 @@ from typing import Any, TypeGuard
 
 from omegaconf import OmegaConf
 
-from mnistx.runs.layout import METRICS, OVERRIDES, SWEEP_CONFIG, load_config, resume_command
+from mnistx.errors import UserError
+from mnistx.runs.layout import METRICS, OVERRIDES, SWEEP_CONFIG, resume_command
 from mnistx.sweeps.overrides import SWEPT_ENV, swept_keys_of, swept_values
 
 
@@ -31,16 +32,34 @@ _UMASK = _umask()
 
 def write_text(path: Path, text: str) -> None:
     """Write to a temporary file, then rename: a kill never leaves a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise _disk_error(path, e) from None
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600, made the mode any other output gets
         with os.fdopen(fd, "w", newline="") as f:
             f.write(text)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise _disk_error(path, e) from None
         raise
+
+
+def _disk_error(path: Path, e: OSError) -> Exception:
+    """A full disk (or a folder one may not write to) as one paragraph; other errors as they
+    are."""
+    import errno
+
+    if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM):
+        return UserError(
+            f"Cannot write {path}: {e.strerror}. Nothing there was changed; free some space "
+            "(or fix the folder's permissions), then run the command again."
+        )
+    return e
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -91,7 +110,24 @@ def record_failure(folder: Path, run: RunInfo, reason: str, status: str = "faile
     )
 
 
-def record_interrupt(folder: Path, run: RunInfo, epoch: int, history: dict[str, Any]) -> None:
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C or a signal (SIGTERM: a SLURM time limit), recorded as such; the
+    process exits 130 (Ctrl-C) or 143 (SIGTERM)."""
+
+    def __init__(self, cause: str = "Ctrl-C") -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.exit_code = 143 if cause == "SIGTERM" else 130
+
+
+def record_interrupt(
+    folder: Path,
+    run: RunInfo,
+    epoch: int,
+    history: dict[str, Any],
+    phase: str = "training",
+    cause: str = "Ctrl-C",
+) -> None:
     """A sweep job's record names the command that finishes its whole sweep."""
     sweep = (folder.parent / SWEEP_CONFIG).is_file() and not (folder / SWEEP_CONFIG).exists()
     command = resume_command(folder.parent if sweep else folder)
@@ -103,8 +139,12 @@ def record_interrupt(folder: Path, run: RunInfo, epoch: int, history: dict[str, 
             {
                 "status": "interrupted",
                 "reason": (
-                    f"stopped by Ctrl-C during epoch {epoch + 1}; continue {what} with: {command}"
+                    f"stopped by {cause} during "
+                    + (f"epoch {epoch + 1}" if phase == "training" else "the test")
+                    + f"; continue {what} with: {command}"
                 ),
+                "phase": phase,
+                "signal": cause,
                 "epochs": epoch,
                 "overrides": run.overrides,
                 "swept": run.swept,
@@ -140,7 +180,9 @@ def run_info(folder: Path, overrides: Sequence[str] | None = None) -> RunInfo:
     sweep_file = folder.parent / SWEEP_CONFIG
     if os.environ.get(SWEPT_ENV) is None and sweep_file.exists():
         try:
-            keys = swept_keys_of(load_config(sweep_file))
+            from mnistx.runs.sweep_record import read_sweep_record
+
+            keys = swept_keys_of(read_sweep_record(folder.parent))
         except Exception:  # not a readable sweep record: the job's values stay unknown
             keys = []
     metrics = read_metrics(folder) or {}

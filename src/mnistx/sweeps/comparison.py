@@ -22,10 +22,11 @@ from rich.console import Console
 from rich.table import Table
 
 from mnistx.errors import UserError
-from mnistx.runs.layout import CONFIG, METRICS, OVERRIDES, SWEEP_CONFIG, load_config
+from mnistx.runs.layout import CONFIG, METRICS, OVERRIDES, SWEEP_CONFIG
 from mnistx.runs.records import write_text
 from mnistx.sweeps.overrides import parse_overrides, short_value
-from mnistx.sweeps.statistics import add_statistics, verdict
+from mnistx.sweeps.report_place import check_tag, report_folder
+from mnistx.sweeps.statistics import add_statistics, one_per_sample, verdict
 
 SEED = "seed"
 log = logging.getLogger("mnistx")
@@ -69,7 +70,9 @@ def _not_started(sweep_dir: Path, runs: Sequence[dict[str, Any]]) -> list[dict[s
     from mnistx.sweeps.overrides import sweep_grid, swept_keys_of, swept_values
 
     try:
-        config = load_config(sweep_dir / SWEEP_CONFIG)
+        from mnistx.runs.sweep_record import read_sweep_record
+
+        config = read_sweep_record(sweep_dir)
         grid, keys = sweep_grid(config), swept_keys_of(config)
     except Exception as e:  # an unreadable multirun.yaml: report the jobs that are there
         log.warning("Cannot read the sweep's grid from %s (%s).", sweep_dir / SWEEP_CONFIG, e)
@@ -147,7 +150,8 @@ def group_runs(runs: Sequence[dict[str, Any]], keys: Sequence[str]) -> list[dict
     for run in runs:
         groups.setdefault(tuple(run["values"].get(k, "") for k in params), []).append(run)
     rows = []
-    for setting, members in groups.items():
+    for setting, same_setting in groups.items():
+        members, repeats = one_per_sample(same_setting)
         ok = [m for m in members if m.get("status") == "ok"]
         row: dict[str, Any] = dict(zip(params, setting, strict=True))
         for metric in ("val/acc_best", "test/acc", "best_epoch", "seconds_per_epoch"):
@@ -162,6 +166,11 @@ def group_runs(runs: Sequence[dict[str, Any]], keys: Sequence[str]) -> list[dict
         if bad:
             prefix = f"{len(bad)} of {len(members)} {bad[0].get('status')}: " if ok else ""
             row["reason"] = prefix + " | ".join(reasons)
+        if repeats:
+            row["reason"] = (row["reason"] + " | " if row["reason"] else "") + (
+                f"{repeats} repeated run{'s' * (repeats > 1)} (same config and seed) counted once"
+            )
+        row["duplicates"] = repeats
         row["tags"] = ",".join(sorted({str(t) for m in members for t in m.get("tags") or []}))
         row["runs"] = members
         rows.append(row)
@@ -246,13 +255,18 @@ def print_table(rows: list[dict[str, Any]], params: Sequence[str], title: str) -
 
 
 def compare(
-    dirs: Sequence[str | Path], out: str | Path | None = None, tag: str | None = None
+    dirs: Sequence[str | Path],
+    out: str | Path | None = None,
+    tag: str | None = None,
+    overwrite: bool = False,
 ) -> list[dict[str, Any]]:
     """Load, group, print and write the report (tables and plots); returns the rows.
     `tag`: only the runs labelled with it (`tags=[...]`), reported into
-    `<first folder>/tag-<tag>/` unless `out` says where."""
+    `<sweep>/tag-<tag>/` unless `out` says where."""
     from mnistx.sweeps.report_plots import plot_curves, plot_final_accuracy
 
+    if tag is not None:
+        check_tag(tag)
     runs = load_runs(dirs)
     if tag is not None:
         runs = [r for r in runs if tag in (r.get("tags") or [])]
@@ -266,8 +280,7 @@ def compare(
     rows = group_runs(runs, keys)
     add_statistics(rows)
     shown = [*params, *(["tags"] if any(r["tags"] for r in rows) else [])]
-    out = Path(out or (Path(dirs[0]) / f"tag-{tag}" if tag is not None else dirs[0]))
-    out.mkdir(parents=True, exist_ok=True)
+    out, where = report_folder(dirs, out, tag, overwrite)
     write_reports(rows, shown, out)
     plots = [plot_curves(runs, keys, out / "val_acc_curves.png")]
     plots += plot_final_accuracy(rows, params, out)
@@ -279,4 +292,6 @@ def compare(
     Console().print(
         f"Written to {out}: comparison.md, comparison.csv, " + ", ".join(p.name for p in plots if p)
     )
+    if where:
+        Console().print(where)
     return rows

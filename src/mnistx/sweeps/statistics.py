@@ -91,3 +91,17 @@ def verdict(rows: list[dict[str, Any]], params: Sequence[str]) -> str | None:
         f"{names}: difference {diff:.2f} points in test/acc, p={p:.3f} with {seeds} "
         "(Welch's t-test) — distinguishable at these seeds."
     )
+
+
+def one_per_sample(runs: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """Runs with the same command line (config and seed) are one sample, not more seeds (a
+    sweep compared with its copy, a sweep run twice): kept once, the finished one first."""
+    kept: dict[tuple[str, ...], dict[str, Any]] = {}
+    others = []
+    for run in runs:
+        key = tuple(sorted(str(o) for o in run.get("overrides") or []))
+        if run.get("status") == "ok" and key:
+            kept.setdefault(key, run)
+        else:
+            others.append(run)
+    return [*kept.values(), *others], len(runs) - len(kept) - len(others)

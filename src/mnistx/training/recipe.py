@@ -19,13 +19,15 @@ from omegaconf import DictConfig
 
 from mnistx.config.build import build
 from mnistx.config.checks import check_config
+from mnistx.config.targets import trusting
 from mnistx.config.trainer_checks import check_accelerator, check_devices
 from mnistx.hpo.trial import pruned_epoch
 from mnistx.runs.env import is_rank_zero
 from mnistx.runs.layout import METRICS
-from mnistx.runs.records import RunInfo, record_interrupt, write_metrics
+from mnistx.runs.records import Interrupted, RunInfo, record_interrupt, write_metrics
 from mnistx.sweeps.overrides import swept_values
 from mnistx.training.callbacks import finish_line
+from mnistx.training.checkpoint_io import AtomicCheckpointIO
 from mnistx.training.hparams import flat_hparams
 from mnistx.training.labels import labels_record, run_labels
 from mnistx.training.lightning_patches import NullProfiler, skip_idle_hooks
@@ -77,6 +79,17 @@ def train(
     """
     if run is None:
         run = RunInfo(list(overrides), swept_values(overrides))
+    with trusting(cfg.get("trusted_targets") or []):
+        return _train(cfg, choices, extra_callbacks, ckpt_path, run)
+
+
+def _train(
+    cfg: DictConfig,
+    choices: dict[str, str] | None,
+    extra_callbacks: Sequence[Any],
+    ckpt_path: Path | None,
+    run: RunInfo,
+) -> dict[str, Any]:
     setup = build_run(cfg, extra_callbacks, run)
     try:
         if ckpt_path is None and setup.trainer.is_global_zero:  # a resumed run has them
@@ -85,7 +98,7 @@ def train(
                 logger.log_hyperparams(params)
             _write_model_summary(setup.module, setup.out / "model_summary.txt")
         fitted = fit(setup, ckpt_path, run)
-        results, tested = test(setup, fitted)
+        results, tested = test(setup, fitted, run)
         return record(setup, fitted, results, tested, run)
     finally:
         close_trackers(setup.loggers)
@@ -112,16 +125,22 @@ def build_run(
     module = ClassifierModule.from_config(cfg)
     timer = Timer(verbose=False)
     # A callback whose settings turn it off builds as None (mnistx.training.callbacks).
-    built = [build("callbacks", node) for node in (cfg.get("callbacks") or {}).values() if node]
+    built = [
+        build(f"callbacks.{k}", node) for k, node in (cfg.get("callbacks") or {}).items() if node
+    ]
     callbacks = [c for c in built if c is not None] + [timer, *extra_callbacks]
     if cfg.get("target_acc") is not None:
         callbacks.append(finish_line(cfg.target_acc))
     labels = run_labels(cfg, run or RunInfo([], {}))
     loggers = [
-        build("logger", node, labels=labels) for node in (cfg.get("logger") or {}).values() if node
+        build(f"logger.{k}", node, labels=labels)
+        for k, node in (cfg.get("logger") or {}).items()
+        if node
     ]
     # +trainer.profiler=simple|advanced|pytorch still profiles; unset, skip even the no-op one.
-    lean = {} if cfg.trainer.get("profiler") else {"profiler": NullProfiler()}
+    lean: dict[str, Any] = {} if cfg.trainer.get("profiler") else {"profiler": NullProfiler()}
+    if not cfg.trainer.get("plugins"):  # checkpoints staged beside their final name
+        lean["plugins"] = [AtomicCheckpointIO()]
     trainer = build("trainer", cfg.trainer, callbacks=callbacks, logger=loggers, **lean)
     skip_per_step_nvml_check(cfg.trainer.get("strategy", "auto"))
     skip_idle_hooks(trainer.callbacks)
@@ -136,10 +155,7 @@ def fit(setup: Setup, ckpt_path: Path | None, run: RunInfo) -> Fitted:
     try:
         trainer.fit(module, datamodule=setup.datamodule, ckpt_path=ckpt_path)
     except SystemExit:
-        if trainer.interrupted:  # Lightning exits after shutting down gracefully on Ctrl-C
-            if trainer.is_global_zero:
-                record_interrupt(setup.out, run, trainer.current_epoch, dict(module.history))
-            raise KeyboardInterrupt from None
+        _interrupted(setup, run, "training")
         raise
     history = dict(module.history)  # before testing loads the best checkpoint's copy
     compiled = None
@@ -166,7 +182,9 @@ def fit(setup: Setup, ckpt_path: Path | None, run: RunInfo) -> Fitted:
     )
 
 
-def test(setup: Setup, fitted: Fitted) -> tuple[dict[str, float], str | None]:
+def test(
+    setup: Setup, fitted: Fitted, run: RunInfo | None = None
+) -> tuple[dict[str, float], str | None]:
     """The official test set, with the best checkpoint (or the final weights): the results
     and which weights were tested (None: not tested)."""
     trainer, cfg = setup.trainer, setup.cfg
@@ -178,13 +196,31 @@ def test(setup: Setup, fitted: Fitted) -> tuple[dict[str, float], str | None]:
         return {}, None
     # The final weights are in the module (averaged, with EMA), so `last` loads nothing.
     tested = "best" if fitted.best_checkpoint and cfg.test_checkpoint == "best" else "last"
-    results: dict[str, float] = trainer.test(  # type: ignore[assignment]
-        setup.module,
-        datamodule=setup.datamodule,
-        ckpt_path=fitted.best_checkpoint if tested == "best" else None,
-        verbose=False,
-    )[0]
+    try:
+        results: dict[str, float] = trainer.test(  # type: ignore[assignment]
+            setup.module,
+            datamodule=setup.datamodule,
+            ckpt_path=fitted.best_checkpoint if tested == "best" else None,
+            verbose=False,
+        )[0]
+    except SystemExit:
+        _interrupted(setup, run or RunInfo([], {}), "testing", epoch=fitted.epochs)
+        raise
     return results, tested
+
+
+def _interrupted(setup: Setup, run: RunInfo, phase: str, epoch: int | None = None) -> None:
+    """Lightning ends a stage it stopped gracefully (Ctrl-C, or SIGTERM as SLURM sends at a
+    time limit) with SystemExit: record the run as interrupted in that phase, resumable, and
+    end the process non-zero (`Interrupted`)."""
+    trainer = setup.trainer
+    if not trainer.interrupted:
+        return
+    cause = "SIGTERM" if getattr(trainer, "received_sigterm", False) else "Ctrl-C"
+    if trainer.is_global_zero:
+        done = trainer.current_epoch if epoch is None else epoch
+        record_interrupt(setup.out, run, done, dict(setup.module.history), phase, cause)
+    raise Interrupted(cause) from None
 
 
 def record(
