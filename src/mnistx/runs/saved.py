@@ -243,7 +243,7 @@ def locate(run: str | None, ckpt: str | None) -> tuple[Path, Path]:
         if not ckpt_path.is_file():
             raise UserError(f"Checkpoint {ckpt_path} does not exist.")
         folder = Path(os.path.expanduser(run)) if run else ckpt_path.resolve().parent.parent
-        read_checkpoint(ckpt_path)
+        read_checkpoint(ckpt_path)  # a checkpoint that cannot be read is said first
         if run and ckpt_path.resolve().parent.parent != folder.resolve():
             raise UserError(
                 f"ckpt={ckpt_path} is not one of run={folder}'s checkpoints, and a run's "
@@ -274,7 +274,7 @@ def locate(run: str | None, ckpt: str | None) -> tuple[Path, Path]:
                 "last.ckpt). Was the run trained with checkpointing on? Or pass ckpt=<file>."
             )
         ckpt_path = found
-    read_checkpoint(ckpt_path)
+        read_checkpoint(ckpt_path)
     if not (folder / CONFIG).is_file():
         raise UserError(
             f"{folder} holds no .hydra/config.yaml, so the run's own data and model settings "
