@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: help install dev train serve test test-fast lint bench gpu-check tensorboard screenshot clean
+.PHONY: help install dev train serve test test-fast lint bench gpu-check schema tensorboard screenshot clean
 
 help:
 	@echo "make train [ARGS='model=cnn optimizer=adam']  train (default: MLP on MNIST)"
@@ -12,6 +12,7 @@ help:
 	@echo "make test-fast                                tests without the real-data ones"
 	@echo "make bench                                    epoch-time, time-to-99%, pool-order, sweep-overhead, Optuna-pruning, tracker-cost benchmarks"
 	@echo "make gpu-check                                GPU tests and timings (needs a CUDA GPU)"
+	@echo "make schema                                   docs/config.schema.json from conf/ (editors check conf/ files with it)"
 	@echo "make tensorboard                              serve outputs/ in TensorBoard"
 	@echo "make serve ARGS='run=outputs/...'             the drawing app for a run or a sweep (http://127.0.0.1:7860)"
 	@echo "make screenshot                               docs/app.png, the README's picture of the app (real runs, real Chromium)"
@@ -52,9 +53,11 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# The coverage of src/ is printed at the end (the commands tests run as subprocesses count).
+# The coverage of src/ is printed at the end. WORKERS pytest-xdist workers (default 2, one per
+# core here); the tests of one shared service (SLURM, PostgreSQL) run on one worker, in turn.
+WORKERS ?= 2
 test: lint
-	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered $(ARGS)
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup --cov --cov-report=term:skip-covered $(ARGS)
 
 test-fast: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
@@ -69,6 +72,10 @@ bench: $(VENV)/.installed
 
 gpu-check: $(VENV)/.installed-dev
 	$(BIN)/python bench/gpu_check.py $(ARGS)
+
+# docs/config.schema.json, the JSON schema editors check conf/ and experiment files with.
+schema: $(VENV)/.installed
+	$(BIN)/python -m mnistx.config.schema docs/config.schema.json
 
 tensorboard: $(VENV)/.installed
 	$(BIN)/tensorboard --logdir outputs $(ARGS)

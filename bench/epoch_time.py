@@ -32,7 +32,7 @@ from hydra.utils import instantiate
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
-from mnistx.config.compose import compose_config
+from mnistx.runs.compose import compose_config
 from mnistx.models.networks import build_network
 from mnistx.training.recipe import train
 

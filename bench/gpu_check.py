@@ -47,7 +47,7 @@ def main() -> int:
 
     from time_to_accuracy import hand_loop
 
-    from mnistx.config.compose import compose_config
+    from mnistx.runs.compose import compose_config
     from mnistx.training.recipe import train
 
     name = torch.cuda.get_device_name(0)

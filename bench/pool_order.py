@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 
-from mnistx.config.compose import compose_config
+from mnistx.runs.compose import compose_config
 from mnistx.models.networks import build_network
 
 

@@ -27,7 +27,7 @@ import lightning.pytorch as L
 import torch
 from hydra.utils import instantiate
 
-from mnistx.config.compose import compose_config
+from mnistx.runs.compose import compose_config
 from mnistx.inspection.inference import predict_probs
 from mnistx.models.networks import build_network
 from mnistx.training.recipe import train

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import lightning.pytorch as L
 
-from mnistx.config.compose import compose_config
+from mnistx.runs.compose import compose_config
 from mnistx.training.recipe import train
 
 TRACKERS = ("tensorboard", "csv", "mlflow", "wandb")

@@ -18,9 +18,64 @@ from helpers import (
     make_tiny_dataset,
 )
 
-from mnistx.config.compose import compose_config, register_resolvers
+from mnistx.runs.compose import compose_config, register_resolvers
 
 register_resolvers()
+
+SERVICES = ("slurm", "postgres")  # one cluster, one server: their tests take turns
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Before the xdist workers start (or the one process, without -n): the real MNIST copied
+    from ../shared and extracted once, so two workers never extract into data/ at once."""
+    if hasattr(config, "workerinput"):
+        return
+    _copy_shared_mnist()
+    if any(PROJECT_MNIST.glob("train-images-idx3-ubyte*")):
+        from torchvision.datasets import MNIST
+
+        from mnistx.data.files import ensure_raw_files
+
+        ensure_raw_files(MNIST, PROJECT_MNIST.parents[1], 10)
+
+
+def _service(item: pytest.Item) -> str | None:
+    return next((s for s in SERVICES if item.get_closest_marker(s)), None)
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """The tests of a shared service run on one worker (xdist --dist loadgroup), in turn."""
+    service = _service(item)
+    if service:
+        item.add_marker(pytest.mark.xdist_group(service))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The service groups first: the longest chain of tests starts at once, while the other
+    worker takes the rest."""
+    items.sort(key=lambda item: _service(item) is None)  # stable: file order otherwise
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """On an xdist worker, xdist must have put each service test in its group (it marks the
+    node id); if a pytest or xdist release loses that, two SLURM tests would race: stop."""
+    if not getattr(session.config.option, "loadgroup", False):
+        return
+    lost = [i.nodeid for i in session.items if _service(i) and "@" not in i.nodeid]
+    if lost:
+        raise pytest.UsageError(
+            f"pytest-xdist did not group {lost[0]} (and {len(lost) - 1} more) with the other "
+            "tests of its service (pytest-xdist #1386 with pytest 9.2). Install the pytest "
+            "pyproject.toml's dev extra pins, or run without -n."
+        )
+
+
+def _copy_shared_mnist() -> None:
+    if not (PROJECT_MNIST / "train-images-idx3-ubyte.gz").exists() and SHARED_MNIST.exists():
+        PROJECT_MNIST.mkdir(parents=True, exist_ok=True)
+        for f in SHARED_MNIST.glob("*.gz"):
+            shutil.copy(f, PROJECT_MNIST / f.name)
 
 
 @pytest.fixture(scope="session")
@@ -73,11 +128,8 @@ def make_cfg(tiny_data, tmp_path):
 
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
-    """The real MNIST under the project's data/ (copied there from ../shared by .ci/run)."""
-    if not (PROJECT_MNIST / "train-images-idx3-ubyte.gz").exists() and SHARED_MNIST.exists():
-        PROJECT_MNIST.mkdir(parents=True, exist_ok=True)
-        for f in SHARED_MNIST.glob("*.gz"):
-            shutil.copy(f, PROJECT_MNIST / f.name)
+    """The real MNIST under the project's data/ (copied from ../shared and extracted by
+    pytest_configure, or by .ci/run)."""
     if not any(PROJECT_MNIST.glob("train-images-idx3-ubyte*")):
         pytest.skip(
             "real MNIST files not available: put the four official .gz files in "

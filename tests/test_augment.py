@@ -9,9 +9,9 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from mnistx.config.compose import compose_config
 from mnistx.data.augment import BatchAffine
 from mnistx.errors import UserError
+from mnistx.runs.compose import compose_config
 from mnistx.training.module import ClassifierModule
 from mnistx.training.recipe import train
 

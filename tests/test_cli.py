@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from helpers import TINY_OVERRIDES, make_tiny_dataset, run_cli, write_idx
 
-from mnistx.config.help import plain_help_request
 from mnistx.runs import resolvers
 from mnistx.runs.resolvers import unique_dir
+from mnistx.train_help import plain_help_request
 
 
 def test_single_run_end_to_end(tiny_data, tmp_path):

@@ -7,8 +7,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from mnistx.config.compose import compose_config
 from mnistx.models.networks import ACTIVATIONS, build_network
+from mnistx.runs.compose import compose_config
 
 GROUPS = {
     "model": ["mlp", "cnn"],

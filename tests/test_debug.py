@@ -11,7 +11,7 @@ import torch
 from helpers import TINY_OVERRIDES, run_cli
 from omegaconf import OmegaConf
 
-from mnistx.config.compose import compose_config
+from mnistx.runs.compose import compose_config
 
 
 def _debug_run(tmp_path: Path, data: Path, preset: str, *more: str) -> Path:

@@ -23,7 +23,7 @@ from helpers import TINY_OVERRIDES, run_cli
 from omegaconf import OmegaConf
 from packaging.requirements import Requirement
 
-from mnistx.config.compose import compose_config
+from mnistx.runs.compose import compose_config
 
 POSTGRES_URL = os.environ.get(
     "MNISTX_POSTGRES_URL", "postgresql://mnistx:mnistx@127.0.0.1:5432/mnistx_test"

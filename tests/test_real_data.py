@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mnistx.config.compose import compose_config
 from mnistx.data.datamodule import MNISTDataModule
+from mnistx.runs.compose import compose_config
 from mnistx.training.recipe import train
 
 pytestmark = pytest.mark.slow

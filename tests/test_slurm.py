@@ -283,26 +283,6 @@ def test_a_cancelled_array_sweep_is_finished_by_resume(slurm, tiny_data, tmp_pat
         assert [r["status"] for r in csv.DictReader(f)] == ["ok", "ok"]
 
 
-def test_the_squeue_watcher_reads_what_submitits_sacct_watcher_reads():
-    """mnistx.sweeps.slurm swaps submitit's SlurmJob.watcher (a SlurmInfoWatcher) on clusters
-    without accounting: if a submitit release renames or reshapes these, this fails first."""
-    from submitit.slurm.slurm import SlurmInfoWatcher, SlurmJob
-
-    from mnistx.sweeps.slurm import _squeue_watcher
-
-    assert isinstance(SlurmJob.watcher, SlurmInfoWatcher)
-    watcher = _squeue_watcher()(delay_s=600)
-    for job_id in ("7_0", "7_1", "7_2", "8"):
-        watcher.register_job(job_id)
-    assert watcher._make_command()[:2] == ["squeue", "--array"]
-    watcher._info_dict.update(
-        watcher.read_info("JOBID|STATE|NODELIST\n7_0|RUNNING|n1\n7_1|PENDING|\n8|REQUEUED|\n")
-    )
-    states = {j: watcher.get_state(j, mode="cache") for j in ("7_0", "7_1", "7_2", "8")}
-    assert states == {"7_0": "RUNNING", "7_1": "PENDING", "7_2": "COMPLETED", "8": "REQUEUED"}
-    assert not watcher.is_done("7_1", mode="cache") and watcher.is_done("7_2", mode="cache")
-
-
 def test_the_slurm_launcher_without_sbatch_is_one_message(tmp_path):
     proc = run_cli(
         tmp_path,

@@ -19,9 +19,9 @@ from hydra.types import HydraContext
 from omegaconf import OmegaConf, read_write
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from mnistx.config.overrides import SWEPT_ENV, swept_keys_of
 from mnistx.runs.resolvers import job_dirname
 from mnistx.sweeps.comparison import group_runs, load_runs, swept_keys
-from mnistx.sweeps.overrides import SWEPT_ENV, swept_keys_of
 
 ONE_EPOCH = [*TINY_OVERRIDES, "trainer.max_epochs=1"]
 

@@ -1,6 +1,7 @@
-"""mnistx: train and compare MLPs and CNNs on MNIST-style data with Lightning and Hydra."""
+"""mnistx: train and compare MLPs and CNNs on MNIST-style data with Lightning and Hydra.
 
-# First, so that its exit handler runs after every library's (see fast_exit).
-from mnistx import fast_exit as _fast_exit  # noqa: F401
+Importing mnistx changes nothing in the process: the commands (python -m mnistx.<command>)
+set up their own exit (mnistx.fast_exit) and everything else they need.
+"""
 
 __version__ = "0.1.0"

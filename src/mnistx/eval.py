@@ -105,9 +105,9 @@ def evaluate(
     import lightning.pytorch as L
 
     from mnistx.config.build import build
-    from mnistx.config.compose import register_resolvers
     from mnistx.inspection import drawing
     from mnistx.inspection.inference import captions, most_confident_mistakes, predict_probs
+    from mnistx.runs.compose import register_resolvers
     from mnistx.runs.guard import check_folder, expand, make_folder
     from mnistx.runs.layout import EVAL
     from mnistx.runs.records import write_json
@@ -180,7 +180,8 @@ def print_report(report: dict[str, Any], out_dir: Path) -> None:
     console.print(
         f"[bold]test accuracy {100 * report['test/acc']:.2f}%[/bold], test loss "
         f"{report['test/loss']:.4f} on {report['test_images']:,} official test images "
-        f"({report['checkpoint']})"
+        f"({report['checkpoint']})",
+        soft_wrap=True,  # a path is never cut in two (rich wraps at 80 columns in a pipe)
     )
     table = Table(title="Per class", title_justify="left")
     for col in ("class", "precision", "recall", "F1", "support"):
@@ -198,7 +199,10 @@ def print_report(report: dict[str, Any], out_dir: Path) -> None:
         console.print("Most confused (true -> predicted):")
         for p in report["most_confused"]:
             console.print(f"  {p['true']} -> {p['pred']}: {p['count']} images")
-    console.print(f"Written to {out_dir}: eval.json, confusion_matrix.png, misclassified.png")
+    console.print(
+        f"Written to {out_dir}: eval.json, confusion_matrix.png, misclassified.png",
+        soft_wrap=True,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,12 +4,13 @@ With torch, torchvision and Lightning loaded, Python spends ~1.3 s on this machi
 last line of a command has run, tearing down module dictionaries and extension objects: as
 long as a small MLP's whole epoch, and paid by every train, eval, predict and compare command.
 
-`mnistx/__init__.py` imports this module first, so its exit handler is registered before any
-library's; atexit runs handlers last-in first-out, so it runs after all of them (logging's
-flush, multiprocessing's and TensorBoard's clean-up), once Python has joined every non-daemon
-thread. Then it flushes the standard streams and leaves with `os._exit`. It acts only for a
-command run under `exiting_fast()` that returned or called sys.exit with a number; an uncaught
-exception, and every other program importing mnistx (a notebook, pytest), exit the usual way.
+A command's `script()` enters `exiting_fast()` before its work imports torch or Lightning, so
+this exit handler is registered before theirs; atexit runs handlers last-in first-out, so it
+runs after all of them (multiprocessing's and TensorBoard's clean-up), once Python has joined
+every non-daemon thread. Then it shuts logging down, flushes the standard streams and leaves
+with `os._exit`. It acts only for a command run under `exiting_fast()` that returned or
+called sys.exit with a number; an uncaught exception exits the usual way, and a program that
+only imports mnistx (a notebook, pytest) never registers it.
 """
 
 from __future__ import annotations
@@ -23,12 +24,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 _status: list[int] = []
+_registered: list[object] = []  # the exit handler, once registered
 
 
 @contextmanager
 def exiting_fast() -> Iterator[None]:
     """Around a command's `__main__` code: its exit status, once it has one, skips the
     teardown."""
+    if _exit not in _registered:
+        atexit.register(_exit)
+        _registered.append(_exit)
     try:
         yield
     except SystemExit as e:
@@ -58,6 +63,3 @@ def _save_coverage() -> None:
     if cov is not None:
         cov.stop()
         cov.save()
-
-
-atexit.register(_exit)

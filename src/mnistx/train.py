@@ -17,18 +17,23 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-from mnistx.config.compose import register_resolvers
 from mnistx.errors import UnavailableError, UserError
+
+if TYPE_CHECKING:
+    from mnistx.runs.job import Job
+from mnistx.runs.compose import register_resolvers
 
 register_resolvers()
 log = logging.getLogger("mnistx")
+MULTIRUN = {"-m", "--multirun"}
 
 
 def _ddp_ranks_join_this_job(hc: Any, overrides: Sequence[str]) -> None:
@@ -58,15 +63,6 @@ def _end_ddp_job() -> None:
         os.environ.pop(key, None)
 
 
-def _set_threads(cfg: DictConfig, hc: Any, sweep: bool) -> None:
-    """A job of a parallel sweep (joblib n_jobs) takes its share of the cores."""
-    from mnistx.training.runtime import threads_per_job
-
-    if sweep and cfg.get("threads") is None:
-        with open_dict(cfg):
-            cfg.threads = threads_per_job(hc.launcher.get("n_jobs"))
-
-
 def _report_user_error(error: UserError, label: str = "error") -> None:
     """One unwrapped paragraph on stderr, and the same line in the run's log file."""
     print(f"{label}: {error}", file=sys.stderr)
@@ -84,29 +80,53 @@ def main(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from mnistx.runs.env import is_rank_zero
-    from mnistx.runs.lock import hold, release
-    from mnistx.runs.records import record_failure
+    from mnistx.runs.job import Launch, resolve_job
 
     hc = HydraConfig.get()
-    overrides = list(hc.overrides.task)
-    out = Path(cfg.output_dir)
     sweep = hc.mode == RunMode.MULTIRUN
-    _set_threads(cfg, hc, sweep)
+    launch = Launch(
+        list(hc.overrides.task), dict(hc.runtime.choices), sweep, hc.launcher.get("n_jobs")
+    )
+    with _job_scope(Path(cfg.output_dir), hc, cfg, sweep):
+        job = resolve_job(cfg, launch)  # (the folder is this process's now)
+        if job.kind == "finished":  # said on stderr: its train.log stays as it was
+            print(f"{job.folder} has finished already; nothing to do.", file=sys.stderr)
+            return job.finished.get("val/acc_best") if job.finished else None
+        return _train(job, hc, sweep)
+
+
+@contextmanager
+def _job_scope(out: Path, hc: Any, cfg: DictConfig, sweep: bool) -> Iterator[None]:
+    """The job's folder held by this process, and a DDP sweep job's ranks kept to it."""
+    from mnistx.runs.env import is_rank_zero
+    from mnistx.runs.lock import hold, release
+
     ddp_job = sweep and "ddp" in str(cfg.trainer.get("strategy", ""))
     if ddp_job:
-        _ddp_ranks_join_this_job(hc, overrides)
-    start = time.time()
-    owner = is_rank_zero()
-    if owner:  # (a resume's preflight holds it already; a sweep's checked it is free)
+        _ddp_ranks_join_this_job(hc, list(hc.overrides.task))
+    if is_rank_zero():  # (a resume's preflight holds it already; a sweep's checked it is free)
         hold(out)
-    cfg, ckpt, run, again = _what_to_run(cfg, overrides, out, sweep)
     try:
-        metrics = _run_job(cfg, hc, overrides, out, ckpt, run, again, sweep)
+        yield
+    finally:
+        if ddp_job:
+            _end_ddp_job()
+        release(out)
+
+
+def _train(job: Job, hc: Any, sweep: bool) -> float | None:
+    """The recipe, and a record of the job when it cannot run or fails."""
+    from mnistx.runs.env import is_rank_zero
+    from mnistx.runs.records import record_failure
+    from mnistx.training.recipe import train_job
+
+    owner, start = is_rank_zero(), time.time()
+    try:
+        metrics = train_job(job, extra_callbacks=_trial_reporter(hc, job.cfg))
     except UserError as e:
         skipped = isinstance(e, UnavailableError)
         if owner:
-            _record(record_failure, out, run, str(e), "skipped" if skipped else "failed")
+            _record(record_failure, job.folder, job.run, str(e), "skipped" if skipped else "failed")
         _report_user_error(e, "skipped" if skipped and sweep else "error")
         if not sweep:
             sys.exit(1)
@@ -117,17 +137,13 @@ def main(cfg: DictConfig) -> float | None:
         sys.exit(getattr(e, "exit_code", 130))
     except Exception as e:
         if owner:
-            _record(record_failure, out, run, f"{type(e).__name__}: {e}")
+            _record(record_failure, job.folder, job.run, f"{type(e).__name__}: {e}")
         if not sweep:
             raise
-        log.exception("job failed; the sweep goes on (outputs in %s)", out)
+        log.exception("job failed; the sweep goes on (outputs in %s)", job.folder)
         return None
-    finally:
-        if ddp_job:
-            _end_ddp_job()
-        release(out)
     if metrics.get("status") is not None:
-        log.info("finished in %.1f s; outputs in %s", time.time() - start, out)
+        log.info("finished in %.1f s; outputs in %s", time.time() - start, job.folder)
     return metrics.get("val/acc_best")
 
 
@@ -137,56 +153,6 @@ def _record(write: Any, *args: Any) -> None:
         write(*args)
     except UserError as e:
         print(f"note: {e}", file=sys.stderr)
-
-
-def _what_to_run(cfg: DictConfig, overrides: list[str], out: Path, sweep: bool) -> tuple:
-    """(config, checkpoint to continue from, the run's records, whether the folder may hold
-    this job already): a resume continues with the run's own config."""
-    from mnistx.runs.continuation import continuation
-    from mnistx.runs.env import requeued
-    from mnistx.runs.layout import folder_of
-    from mnistx.runs.records import run_info
-
-    if folder_of(cfg.get("resume"), cfg.get("ckpt_path")) is not None:
-        cfg, ckpt, run = continuation(cfg, overrides)  # checked by preflight
-        log.info("Resuming %s from %s", out, ckpt)
-        return cfg, ckpt, run, False
-    # A sweep run again into its folder, or a job SLURM requeued, continues the run there.
-    return cfg, None, run_info(out, overrides), sweep or requeued()
-
-
-def _run_job(
-    cfg: DictConfig,
-    hc: Any,
-    overrides: list[str],
-    out: Path,
-    ckpt: Path | None,
-    run: Any,
-    again: bool,
-    sweep: bool,
-) -> dict[str, Any]:
-    """The recipe, unless the folder holds this job finished already (said on stderr: its
-    train.log stays as it was), from the job's checkpoint when it holds it unfinished."""
-    from mnistx.runs.continuation import continuation, continues_job
-    from mnistx.runs.records import is_finished, read_metrics
-    from mnistx.training.recipe import train
-
-    finished = read_metrics(out) if again else None
-    if is_finished(finished):
-        print(f"{out} has finished already; nothing to do.", file=sys.stderr)
-        return {"val/acc_best": finished.get("val/acc_best")}
-    if again and continues_job(out):
-        cfg, ckpt, run = continuation(cfg, overrides, job=out)
-        _set_threads(cfg, hc, sweep)
-        log.info("Continuing %s from %s", out, ckpt)
-    return train(
-        cfg,
-        overrides,
-        dict(hc.runtime.choices),
-        ckpt_path=ckpt,
-        run=run,
-        extra_callbacks=_trial_reporter(hc, cfg),
-    )
 
 
 def _trial_reporter(hc: Any, cfg: DictConfig) -> list[Any]:
@@ -215,17 +181,23 @@ def _report_interrupted_sweep(sweep_dir: Path) -> None:
 
 
 def cli() -> None:
-    """The command line's work, reading sys.argv (tests call it in-process)."""
-    from mnistx.config.help import answer_help
-    from mnistx.sweeps.callback import register_sweeper
+    """The command line: plan -> Hydra's jobs (`main`), reading sys.argv (tests call it
+    in-process). The only place that decides to end the process early."""
+    from mnistx.train_help import answer_help
 
     args = sys.argv[1:]
     try:
         if answer_help(args):
             return
-        args = _preflight(args)
+        plan = _plan(args)
+        if plan is not None and plan.action == "nothing":
+            print(plan.message)
+            sys.exit(0)
+        if plan is not None and plan.args is not None:  # resume=<sweep>: that sweep's command
+            flags = [a for a in args if a.startswith("-") and a not in MULTIRUN]
+            args = ["-m", *flags, *plan.args]
         sys.argv = [sys.argv[0], *args]
-        register_sweeper()
+        _register_sweepers()
         main()
     except BrokenPipeError:  # `--help | head`: the reader has gone, nothing left to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -235,28 +207,34 @@ def cli() -> None:
         sys.exit(1)
 
 
-def _preflight(args: Sequence[str]) -> list[str]:
-    """The run folder's checks, before Hydra creates or writes anything (preflight);
-    the command line to run (`resume=<sweep folder>` becomes that sweep's multirun). Arguments
-    Hydra cannot parse are left for Hydra to explain."""
+def _register_sweepers() -> None:
+    """Make conf/hydra/sweeper/'s sweepers (grid, optuna) known to Hydra, which does not discover
+    the plugins of an editable install (Hydra #2359)."""
+    from hydra.core.plugins import Plugins
+
+    plugins = Plugins.instance()  # first: its scan executes BasicSweeper's module again ...
+    from hydra_plugins.mnistx_sweeper import GridSweeper, OptunaSweeper  # ... subclasses it
+
+    plugins.register(GridSweeper)
+    plugins.register(OptunaSweeper)
+
+
+def _plan(args: Sequence[str]) -> Any:
+    """The run folder's plan (mnistx.runs.preflight), before Hydra creates or writes
+    anything; None for arguments Hydra cannot parse, which Hydra then explains."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
     from mnistx.config.legacy import check_old_keys
     from mnistx.runs.preflight import preflight
 
-    multirun = {"-m", "--multirun"}
     words = [a for a in args if not a.startswith("-")]
     try:
         OverridesParser.create().parse_overrides(words)
     except HydraException:
-        return list(args)
+        return None
     check_old_keys(words)
-    sweep = preflight(words, multirun=bool(multirun & set(args)))
-    if sweep is None:
-        return list(args)
-    flags = [a for a in args if a.startswith("-") and a not in multirun]
-    return ["-m", *flags, *sweep]
+    return preflight(words, multirun=bool(MULTIRUN & set(args)))
 
 
 def script() -> None:

@@ -18,19 +18,20 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, OmegaConf
 
+from mnistx.compat.hydra import basic_sweeper, sweeper_params
+
 log = logging.getLogger("mnistx")
 
 
-class GridSweeper(BasicSweeper):
+class GridSweeper(basic_sweeper()):  # type: ignore[misc]
     def sweep(self, arguments: list[str]) -> Any:
         from mnistx.runs.layout import SWEEP_CONFIG
-        from mnistx.sweeps.rerun import (
+        from mnistx.runs.rerun import (
             FINISHED,
             covering_jobs,
             describe_plan,
@@ -42,7 +43,7 @@ class GridSweeper(BasicSweeper):
         assert self.hydra_context is not None
         loader = self.hydra_context.config_loader
         parser = OverridesParser.create(config_loader=loader)
-        overrides = parser.parse_overrides([*self._parse_config(), *arguments])
+        overrides = parser.parse_overrides([*sweeper_params(self), *arguments])
         self.overrides = self.split_arguments(overrides, self.max_batch_size)
 
         sweep_dir = Path(self.config.hydra.sweep.dir)

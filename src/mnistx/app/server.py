@@ -6,7 +6,7 @@ decoded by mnistx.data.digit_image, which refuses images over its pixel limit fr
 at most UPLOADS bodies are read and DECODERS decoded at once (the others wait briefly, then
 get 503), so memory stays bounded whatever is sent. A request must name this machine in its
 Host header (a page on another site cannot reach the app by DNS rebinding), and a POST from a
-page of another origin is refused; mnistx.app.protocol closes connections that are too slow.
+page of another origin is refused; mnistx.compat.uvicorn closes connections that are too slow.
 """
 
 from __future__ import annotations
@@ -248,7 +248,7 @@ def run(app: Starlette, sock: socket.socket) -> None:
     """Serve until Ctrl-C (uvicorn shuts down cleanly on SIGINT and SIGTERM)."""
     import uvicorn
 
-    from mnistx.app.protocol import protocol_settings
+    from mnistx.compat.uvicorn import protocol_settings
 
     # No small limit_concurrency: it counted idle connections, so slow clients made everyone
     # get 503; the protocol's deadline and per-client cap bound them instead.

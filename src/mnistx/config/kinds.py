@@ -37,7 +37,7 @@ ANY_KIND = {
 }
 
 
-def _kind(value: Any) -> str | None:
+def kind_of(value: Any) -> str | None:
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -100,7 +100,7 @@ _WHAT = {
 
 
 def _accepts(kinds: set[str], value: Any) -> bool:
-    kind = _kind(value)
+    kind = kind_of(value)
     if kind is None or kind in kinds:
         return True
     return kind == "int" and "float" in kinds  # 1 for 1.0
@@ -114,19 +114,19 @@ def check_kinds(cfg: DictConfig) -> None:
     def walk(node: Any, key: str) -> None:
         known = defaults.get(key)
         if known is not None:
-            kinds = ANY_KIND.get(key, set()) | {k for v in known if (k := _kind(v))}
+            kinds = ANY_KIND.get(key, set()) | {k for v in known if (k := kind_of(v))}
             if kinds - {"null"} and not _accepts(kinds, node):
-                if _kind(node) == "null" and kinds & {"dict"} and key.startswith("callbacks."):
+                if kind_of(node) == "null" and kinds & {"dict"} and key.startswith("callbacks."):
                     return  # callbacks.<name>=null turns a callback off
-                example = next((v for v in known if _kind(v) not in (None, "null")), None)
+                example = next((v for v in known if kind_of(v) not in (None, "null")), None)
                 wanted = " or ".join(sorted(_WHAT[k] for k in kinds if k != "null"))
-                hint = " (true and false are not numbers)" if _kind(node) == "bool" else ""
+                hint = " (true and false are not numbers)" if kind_of(node) == "bool" else ""
                 raise UserError(
                     f"{key}={show(node)} must be {wanted}{hint}; its default is "
                     f"{show(example)}. Example: {key}={show(example)}"
                 )
             if isinstance(node, list):
-                items = {k for v in known if isinstance(v, list) for x in v if (k := _kind(x))}
+                items = {k for v in known if isinstance(v, list) for x in v if (k := kind_of(x))}
                 bad = [x for x in node if items and not _accepts(items, x)]
                 if bad:
                     raise UserError(

@@ -11,9 +11,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from mnistx.config.overrides import override_value
 from mnistx.hpo.settings import directions, objectives
 from mnistx.hpo.study import FOLDER, counts
-from mnistx.sweeps.overrides import override_value
 
 log = logging.getLogger("mnistx")
 

@@ -19,11 +19,11 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from mnistx.config.overrides import override_value
 from mnistx.errors import UserError
 from mnistx.hpo import results, settings
 from mnistx.hpo import study as studies
 from mnistx.hpo.space import search_space
-from mnistx.sweeps.overrides import override_value
 
 log = logging.getLogger("mnistx")
 WAIT_FOR_OTHERS = 2.0  # seconds between looks at other workers' running trials

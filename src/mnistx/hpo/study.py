@@ -26,6 +26,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from mnistx.compat.optuna import live_trial
 from mnistx.errors import UserError
 from mnistx.hpo.settings import directions, make_pruner
 
@@ -224,9 +225,7 @@ def fail_abandoned(study: Any) -> int:
 
 
 def _set_attr(study: Any, trial: Any, key: str, value: Any) -> None:
-    import optuna
-
-    optuna.trial.Trial(study, trial._trial_id).set_user_attr(key, value)
+    live_trial(study, trial).set_user_attr(key, value)
 
 
 class Heartbeat:

@@ -12,6 +12,8 @@ from typing import Any
 
 from lightning.pytorch.callbacks import Callback
 
+from mnistx.compat.optuna import live_trial
+
 log = logging.getLogger("mnistx")
 
 
@@ -29,7 +31,6 @@ class TrialReporter(Callback):
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
         if stage != "fit" or not trainer.is_global_zero or self.trial is not None:
             return
-        import optuna
 
         from mnistx.hpo.settings import objectives
         from mnistx.hpo.study import open_study
@@ -38,7 +39,7 @@ class TrialReporter(Callback):
             return  # Optuna takes intermediate values of single-objective trials only
         study = open_study(self.sweeper, self.max_epochs, create=False)
         (frozen,) = [t for t in study.get_trials(deepcopy=False) if t.number == self.number]
-        self.trial = optuna.trial.Trial(study, frozen._trial_id)
+        self.trial = live_trial(study, frozen)
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         if trainer.sanity_checking:

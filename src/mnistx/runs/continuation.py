@@ -15,10 +15,10 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from mnistx.config.overrides import override_key
 from mnistx.runs.layout import LAST, folder_of
 from mnistx.runs.records import RunInfo, is_finished, read_metrics, run_info
 from mnistx.runs.saved import read_checkpoint, run_config
-from mnistx.sweeps.overrides import override_key
 
 # Keys the resume command line may still change; every other setting is the run's own.
 ADJUSTABLE = ("trainer.max_epochs", "resume", "ckpt_path", "trusted_targets")

@@ -12,8 +12,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from omegaconf import DictConfig
-
+from mnistx.config.overrides import override_key
 from mnistx.config.targets import check_trusted
 from mnistx.errors import UserError
 from mnistx.runs.continuation import checkpoint_epochs, epochs_done, requested_epochs, typed
@@ -25,33 +24,33 @@ from mnistx.runs.layout import (
     SWEEP_CONFIG,
     folder_of,
     holds_run,
-    resume_arg,
     resume_command,
     sweep_jobs,
 )
-from mnistx.runs.lock import hold, in_use
+from mnistx.runs.lock import hold
+from mnistx.runs.plan import Plan
 from mnistx.runs.records import is_finished, read_metrics
+from mnistx.runs.rerun import sweep_command, sweep_rerun
 from mnistx.runs.saved import run_config
-from mnistx.sweeps.overrides import hydra_quoted, override_key, sweep_grid, swept_keys_of
-from mnistx.sweeps.rerun import FINISHED, plan_rerun
 
 
 def _epochs(n: int) -> str:
     return f"{n} epoch" if n == 1 else f"{n} epochs"
 
 
-def preflight(overrides: Sequence[str], multirun: bool) -> list[str] | None:
+def preflight(overrides: Sequence[str], multirun: bool) -> Plan:
     """Decide about the run folder before Hydra writes anything into it.
 
     A resume must name a run, not be running already, and either continue an unfinished run
-    or extend a finished one (a finished run asked for nothing new is left as it is: exit 0).
-    A new run must not be aimed at a folder that holds a run. A sweep run again into its
-    folder must be the same sweep (it is then finished: `sweep_rerun`). `resume=<sweep
-    folder>` is that command, returned as the overrides of a multirun to run instead.
+    or extend a finished one (a finished run asked for nothing new is left as it is). A new
+    run must not be aimed at a folder that holds a run. A sweep run again into its folder
+    must be the same sweep (it is then finished: `sweep_rerun`). `resume=<sweep folder>` is
+    that command, planned as the overrides of a multirun to run instead. A refusal is a
+    UserError; nothing here ends the process.
     """
 
     if not is_rank_zero():
-        return None  # the extra DDP processes join the folder their first process owns
+        return Plan("join")  # the extra DDP processes join the folder their first process owns
     values = {override_key(o): o for o in overrides}
     resume = typed(values["resume"]) if "resume" in values else None
     ckpt = typed(values["ckpt_path"]) if "ckpt_path" in values else None
@@ -73,11 +72,15 @@ def preflight(overrides: Sequence[str], multirun: bool) -> list[str] | None:
         if target:
             _check_not_inside(Path(os.path.expanduser(str(target))), key, multirun)
         if target and multirun:
-            sweep_rerun(Path(os.path.expanduser(str(target))), overrides)
+            sweep_dir = Path(os.path.expanduser(str(target)))
+            all_done = sweep_rerun(sweep_dir, overrides)
+            if all_done:
+                return Plan("nothing", sweep_dir, message=all_done)
+            again = (sweep_dir / SWEEP_CONFIG).is_file()
             if not _is_search(values):  # one process runs a grid sweep into its folder
-                sweep_dir = Path(os.path.expanduser(str(target)))
                 sweep_dir.mkdir(parents=True, exist_ok=True)
                 hold(sweep_dir)
+            return Plan("finish_sweep" if again else "new", sweep_dir)
         if target and not multirun and holds_run(Path(os.path.expanduser(target))):
             raise UserError(
                 f"hydra.run.dir={target} holds a run already, and a run never writes into "
@@ -85,9 +88,9 @@ def preflight(overrides: Sequence[str], multirun: bool) -> list[str] | None:
                 "start a new one, drop hydra.run.dir= (a fresh folder under outputs/ is made) "
                 "or name a folder that does not exist yet."
             )
-        return None
+        return Plan("new", Path(os.path.expanduser(str(target))) if target else None)
     if resume and (folder / SWEEP_CONFIG).is_file() and not (folder / CONFIG).is_file():
-        return _sweep_command(folder, overrides)
+        return sweep_command(folder, overrides)
     if multirun:
         raise UserError(
             "resume= continues one run in its own folder; run it without -m/--multirun "
@@ -131,12 +134,13 @@ def preflight(overrides: Sequence[str], multirun: bool) -> list[str] | None:
         if wanted is None:
             test = metrics.get("test/acc")
             acc = "not tested" if test is None else f"test accuracy {100 * test:.2f}%"
-            print(
-                f"{folder} is finished (status ok, {acc}, {_epochs(done)}); nothing to resume "
-                "and nothing was changed. To train it for more epochs: "
-                f"{resume_command(folder, f'trainer.max_epochs={done + 10}')}"
+            return Plan(
+                "nothing",
+                folder,
+                message=f"{folder} is finished (status ok, {acc}, {_epochs(done)}); nothing "
+                "to resume and nothing was changed. To train it for more epochs: "
+                f"{resume_command(folder, f'trainer.max_epochs={done + 10}')}",
             )
-            raise SystemExit(0)
         if wanted <= done:
             raise UserError(
                 f"trainer.max_epochs={wanted} is not above the {_epochs(done)} {folder} has "
@@ -150,7 +154,7 @@ def preflight(overrides: Sequence[str], multirun: bool) -> list[str] | None:
             f"already. Resume it with trainer.max_epochs={done} or more."
         )
     hold(folder)
-    return None
+    return Plan("extend" if is_finished(metrics) else "resume", folder)
 
 
 def _is_search(values: dict[str, str]) -> bool:
@@ -169,89 +173,6 @@ def _check_slurm() -> None:
             "hydra/launcher=slurm to run the jobs on this machine (hydra/launcher=joblib "
             "runs them in parallel)."
         )
-
-
-def _is_hydra_key(override: str) -> bool:
-
-    return override_key(override).startswith(("hydra.", "hydra/"))
-
-
-def _sweep_record(folder: Path) -> DictConfig:
-    from mnistx.runs.sweep_record import read_sweep_record
-
-    return read_sweep_record(folder)
-
-
-def _sweep_command(folder: Path, overrides: Sequence[str]) -> list[str]:
-    """`resume=<sweep folder>`: the sweep's own command line again, into its folder."""
-
-    record = _sweep_record(folder)
-    task = [str(o) for o in record.hydra.overrides.task]
-    others = [o for o in overrides if override_key(o) != "resume"]
-    changed = [o for o in others if not _is_hydra_key(o)]
-    if changed:
-        raise UserError(
-            f"resume={folder} finishes that sweep as it was started ({' '.join(task)}), so it "
-            f"takes no other settings (got: {' '.join(changed)}). To train a finished job "
-            "longer, extend it on its own: python -m mnistx.train resume=<job folder> "
-            "trainer.max_epochs=<more>"
-        )
-    if sweep_grid(record) is None:
-        raise UserError(
-            f"{folder} holds an Optuna search, which resumes from its study: run its command "
-            f"again: python -m mnistx.train -m {' '.join(task)}"
-        )
-    kept = [
-        str(o)
-        for o in record.hydra.overrides.hydra
-        if override_key(str(o)) not in ("hydra.mode", "hydra.sweep.dir")
-    ]
-    args = [*task, *kept, *others, f"hydra.sweep.dir={hydra_quoted(str(folder)) or folder}"]
-    sweep_rerun(folder, args)
-    hold(folder)  # one process finishes a sweep at a time
-    return args
-
-
-def sweep_rerun(target: Path, overrides: Sequence[str]) -> None:
-    """A multirun into `target`, a folder that may hold a sweep already. Then it finishes
-    that sweep, so it must be the same one (the same task overrides), and not be running;
-    when all its jobs have finished, say so and exit 0 without touching a file."""
-
-    if not (target / SWEEP_CONFIG).is_file():
-        if holds_run(target):
-            raise UserError(
-                f"hydra.sweep.dir={target} is a single run's folder, and a sweep never writes "
-                "into a run's folder. Drop hydra.sweep.dir= (a fresh folder is made) or name "
-                "a folder that does not exist yet."
-            )
-        return
-    record = _sweep_record(target)
-    grid = sweep_grid(record)
-    if grid is None:
-        return  # an Optuna search's folder: its stored study resumes it
-    recorded = [str(o) for o in record.hydra.overrides.task]
-    asked = [o for o in overrides if not _is_hydra_key(o)]
-    if sorted(recorded) != sorted(asked):
-        raise UserError(
-            f"{target} holds the sweep `{' '.join(recorded)}`; running into its folder "
-            f"finishes that sweep, so the command must sweep the same (got `{' '.join(asked)}`)."
-            f" Finish it with: python -m mnistx.train {resume_arg(target)}; for another sweep, "
-            "drop hydra.sweep.dir= (a fresh folder is made)."
-        )
-    plan = plan_rerun(target, grid, swept_keys_of(record))
-    for job in plan:
-        owner = in_use(job.folder) if job.folder is not None else None
-        if owner:
-            raise UserError(
-                f"The sweep in {target} is still running: process {owner} trains in "
-                f"{job.folder}. Wait for it to end (or stop it), then run this again."
-            )
-    if all(job.state == FINISHED for job in plan):
-        print(
-            f"{target}: all {len(plan)} jobs of the sweep are finished; nothing to run and "
-            f"nothing was changed. Compare them: python -m mnistx.compare {target}"
-        )
-        raise SystemExit(0)
 
 
 def _check_not_inside(target: Path, key: str, multirun: bool) -> None:

@@ -16,9 +16,9 @@ from typing import Any, TypeGuard
 
 from omegaconf import OmegaConf
 
+from mnistx.config.overrides import SWEPT_ENV, swept_keys_of, swept_values
 from mnistx.errors import UserError
 from mnistx.runs.layout import METRICS, OVERRIDES, SWEEP_CONFIG, resume_command
-from mnistx.sweeps.overrides import SWEPT_ENV, swept_keys_of, swept_values
 
 
 def _umask() -> int:

@@ -1,5 +1,5 @@
 """The config resolvers that name a run's folder (conf/train.yaml's
-hydra.run and hydra.sweep keys; mnistx.config.compose registers them).
+hydra.run and hydra.sweep keys; mnistx.runs.compose registers them).
 
 Each claims its folder atomically (mkdir), so two runs started in the same second, or the
 parallel jobs of a sweep, never share one; a requeued SLURM job or a resume gets its own again.
@@ -8,17 +8,16 @@ parallel jobs of a sweep, never share one; a requeued SLURM job or a resume gets
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
+from mnistx.compat.omegaconf import resolving_for_a_merge
+from mnistx.config.overrides import job_name
 from mnistx.errors import UserError
 from mnistx.runs.env import peers_share_folder, requeued
 from mnistx.runs.layout import LOCK, folder_of
 from mnistx.runs.lock import started_by_this_job
-from mnistx.sweeps.overrides import job_name
 
 _claimed: dict[str, str] = {}
 
@@ -32,12 +31,7 @@ def _overwritten_by_a_merge() -> bool:
     it: it looks at the old value first (to see whether it is a node), which would claim a
     folder for nothing each time a preset sets hydra.run.dir or hydra.sweep.dir (debug=...,
     hparams_search=optuna)."""
-    frame: FrameType | None = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code.co_name == "_map_merge" and "omegaconf" in frame.f_code.co_filename:
-            return True
-        frame = frame.f_back
-    return False
+    return resolving_for_a_merge()
 
 
 def unique_dir(path: str) -> str:

@@ -9,21 +9,9 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from mnistx.sweeps.overrides import SWEPT_ENV, swept_keys_of
+from mnistx.config.overrides import SWEPT_ENV, swept_keys_of
 
 log = logging.getLogger("mnistx")
-
-
-def register_sweeper() -> None:
-    """Make conf/hydra/sweeper/'s sweepers (grid, optuna) known to Hydra, which does not discover
-    the plugins of an editable install (Hydra #2359)."""
-    from hydra.core.plugins import Plugins
-
-    plugins = Plugins.instance()  # first: its scan executes BasicSweeper's module again ...
-    from hydra_plugins.mnistx_sweeper import GridSweeper, OptunaSweeper  # ... subclasses it
-
-    plugins.register(GridSweeper)
-    plugins.register(OptunaSweeper)
 
 
 class SweepCallback(Callback):

@@ -21,10 +21,10 @@ from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
+from mnistx.config.overrides import parse_overrides, short_value
 from mnistx.errors import UserError
 from mnistx.runs.layout import CONFIG, METRICS, OVERRIDES, SWEEP_CONFIG
 from mnistx.runs.records import write_text
-from mnistx.sweeps.overrides import parse_overrides, short_value
 from mnistx.sweeps.report_place import check_tag, report_folder
 from mnistx.sweeps.statistics import add_statistics, one_per_sample, verdict
 
@@ -67,7 +67,7 @@ def _load_run(path: Path) -> dict[str, Any]:
 def _not_started(sweep_dir: Path, runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The jobs of the sweep's grid that have no folder: the sweep ended (Ctrl-C, a kill)
     before they started."""
-    from mnistx.sweeps.overrides import sweep_grid, swept_keys_of, swept_values
+    from mnistx.config.overrides import sweep_grid, swept_keys_of, swept_values
 
     try:
         from mnistx.runs.sweep_record import read_sweep_record

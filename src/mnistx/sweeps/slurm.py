@@ -8,14 +8,13 @@ was never seen to end. There, `follow_jobs()` makes submitit ask `squeue` instea
 answer has the same fields; a job squeue no longer lists has ended.
 
 This swaps one class attribute of submitit (`SlurmJob.watcher`) for a subclass of its own
-watcher; tests/test_slurm.py checks that both still exist and behave as relied on here.
+watcher (mnistx.compat.submitit, where submitit's internals are used).
 """
 
 from __future__ import annotations
 
 import logging
 import subprocess
-from typing import Any
 
 log = logging.getLogger("mnistx")
 
@@ -34,36 +33,13 @@ def accounting_enabled() -> bool:
     return True
 
 
-def _squeue_watcher() -> Any:
-    from submitit.slurm.slurm import SlurmInfoWatcher
-
-    class SqueueWatcher(SlurmInfoWatcher):
-        """submitit's SLURM watcher, reading `squeue` instead of `sacct`."""
-
-        def _make_command(self) -> list[str] | None:
-            if super()._make_command() is None:  # nothing left to follow
-                return None
-            # All of this user's jobs: asking for ids the controller has already forgotten
-            # (an ended job, after MinJobAge) is an error for squeue.
-            return ["squeue", "--array", "--me", "--format=%i|%T|%N"]
-
-        def read_info(self, string: bytes | str) -> dict[str, dict[str, str]]:
-            text = string.decode() if isinstance(string, bytes) else string
-            lines = text.splitlines()
-            listed = super().read_info("\n".join(["JobID|State|NodeList", *lines[1:]]))
-            for job_id in self._registered - self._finished:  # ended: squeue forgets it
-                if job_id not in listed:
-                    listed[job_id] = {"JobID": job_id, "State": "COMPLETED", "NodeList": ""}
-            return listed
-
-    return SqueueWatcher
-
-
 def follow_jobs() -> None:
     """On a cluster without accounting, follow the sweep's jobs with squeue (module doc)."""
     from submitit.slurm import slurm
 
+    from mnistx.compat.submitit import squeue_watcher
+
     if accounting_enabled() or type(slurm.SlurmJob.watcher).__name__ == "SqueueWatcher":
         return
-    slurm.SlurmJob.watcher = _squeue_watcher()(delay_s=600)
+    slurm.SlurmJob.watcher = squeue_watcher()(delay_s=600)
     log.info("SLURM accounting is off on this cluster: following the jobs with squeue.")

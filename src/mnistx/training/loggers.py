@@ -18,6 +18,7 @@ from typing import Any
 from lightning.pytorch.loggers import Logger, MLFlowLogger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from mnistx.compat.tensorboard import file_writer
 from mnistx.errors import UserError
 from mnistx.runs.layout import METRICS_CSV
 from mnistx.runs.records import write_text
@@ -68,7 +69,7 @@ class TensorBoard(Tracker, TensorBoardLogger):
 
         ordered = hparams_order(dict(params), self.labels.swept)
         super().log_hyperparams(ordered)
-        writer = self.experiment._get_file_writer()
+        writer = file_writer(self.experiment)
         for summary in hparams(ordered, dict.fromkeys(HPARAM_METRICS, 0.0)):
             writer.add_summary(summary)
         text = {"tags": ", ".join(self.labels.tags), "notes": self.labels.notes or ""}
@@ -83,7 +84,7 @@ class TensorBoard(Tracker, TensorBoardLogger):
             height=image.height, width=image.width, colorspace=3, encoded_image_string=png
         )
         summary = Summary(value=[Summary.Value(tag=tag, image=encoded)])
-        self.experiment._get_file_writer().add_summary(summary, global_step=step)
+        file_writer(self.experiment).add_summary(summary, global_step=step)
 
 
 class CSV(Tracker, Logger):

@@ -13,11 +13,12 @@ from omegaconf import DictConfig, OmegaConf
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from mnistx.compat.lightning import DirectHookName, attached_trainer
+from mnistx.compat.torch import restart_from_closed_form
 from mnistx.config.build import build, check_arguments, complete
 from mnistx.config.legacy import upgrade_hparams
 from mnistx.errors import DivergedError
 from mnistx.models.networks import build_network
-from mnistx.training.lightning_patches import DirectHookName, attached_trainer
 
 # Scheduler attributes set from the run's length (CosineAnnealingLR, OneCycleLR).
 _HORIZON = ("T_max", "total_steps", "_schedule_phases")
@@ -223,12 +224,7 @@ class ClassifierModule(DirectHookName, L.LightningModule):
                 continue
             for key, value in fresh.items():
                 setattr(scheduler, key, value)
-            if hasattr(scheduler, "_get_closed_form_lr"):  # cosine: its step is relative
-                for group, lr in zip(
-                    scheduler.optimizer.param_groups, scheduler._get_closed_form_lr(), strict=True
-                ):
-                    group["lr"] = lr
-                scheduler._last_lr = [g["lr"] for g in scheduler.optimizer.param_groups]
+            restart_from_closed_form(scheduler)  # cosine: its step is relative
 
     def _fused_unsupported(self) -> bool:
         """Fused optimizers unscale fp16 gradients inside their step, so Lightning cannot clip

@@ -1,8 +1,7 @@
 """The training recipe: build -> fit -> test -> record, one function per phase.
 
-`train(cfg)` runs one composed config (`mnistx.config.compose.compose_config`) in its
-`output_dir`; `python -m mnistx.train` (mnistx.train) adds what a command line needs around it:
-Hydra, sweeps, DDP jobs, failure records.
+`train(cfg)` runs one composed config (mnistx.runs.compose) in its `output_dir`; the train
+command runs `train_job` for each job (mnistx.runs.job) with Hydra, sweeps and DDP around it.
 """
 
 from __future__ import annotations
@@ -17,23 +16,25 @@ import torch
 from lightning.pytorch.callbacks import Timer, WeightAveraging
 from omegaconf import DictConfig
 
+from mnistx.compat.lightning import NullProfiler, skip_idle_hooks
+from mnistx.compat.torch import compile_seconds
 from mnistx.config.build import build
 from mnistx.config.checks import check_config
+from mnistx.config.overrides import swept_values
 from mnistx.config.targets import trusting
 from mnistx.config.trainer_checks import check_accelerator, check_devices
 from mnistx.hpo.trial import pruned_epoch
 from mnistx.runs.env import is_rank_zero
+from mnistx.runs.job import Job
 from mnistx.runs.layout import METRICS
 from mnistx.runs.records import Interrupted, RunInfo, record_interrupt, write_metrics
-from mnistx.sweeps.overrides import swept_values
 from mnistx.training.callbacks import finish_line
 from mnistx.training.checkpoint_io import AtomicCheckpointIO
 from mnistx.training.hparams import flat_hparams
 from mnistx.training.labels import labels_record, run_labels
-from mnistx.training.lightning_patches import NullProfiler, skip_idle_hooks
 from mnistx.training.loggers import Tracker, close_trackers
 from mnistx.training.module import ClassifierModule
-from mnistx.training.runtime import compile_seconds, quiet_libraries, skip_per_step_nvml_check
+from mnistx.training.runtime import quiet_libraries, skip_per_step_nvml_check
 from mnistx.training.summary import print_summary
 
 
@@ -72,15 +73,18 @@ def train(
     run: RunInfo | None = None,
 ) -> dict[str, Any]:
     """Fit (from `ckpt_path` when resuming), test the best checkpoint, write metrics.json and
-    return its contents.
-
-    `extra_callbacks` (Lightning callbacks) are for programs that drive mnistx, e.g. benchmarks.
+    return its contents. `extra_callbacks`: Lightning callbacks (benchmarks, Optuna trials).
     `run`: the run's own command line, swept values and continuations (default: `overrides`).
     """
     if run is None:
         run = RunInfo(list(overrides), swept_values(overrides))
     with trusting(cfg.get("trusted_targets") or []):
         return _train(cfg, choices, extra_callbacks, ckpt_path, run)
+
+
+def train_job(job: Job, extra_callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+    """`train` for one job of the train command, resolved by mnistx.runs.job."""
+    return train(job.cfg, job.overrides, job.choices, extra_callbacks, job.ckpt, job.run)
 
 
 def _train(

@@ -1,5 +1,4 @@
-"""Process-wide settings a run makes before training: library logging, torch threads, the
-NVML check, and the compile time training time is reported without."""
+"""Process-wide settings a run makes before training: library logging and the NVML check."""
 
 from __future__ import annotations
 
@@ -35,24 +34,3 @@ def skip_per_step_nvml_check(strategy: Any) -> None:
     CPU machine, as long as a small MLP's whole step). Only the fork-based strategies need it."""
     if not any(word in str(strategy) for word in ("fork", "notebook")):
         os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
-
-
-def compile_seconds() -> float | None:
-    """Time torch.compile has spent compiling in this process (forward and backward graphs),
-    which happens inside the first steps; training time is reported without it."""
-    try:
-        from torch._dynamo.utils import calculate_time_spent
-
-        return float(calculate_time_spent()["total_wall_time"])
-    except Exception:  # a torch without these counters: report the fit time as it is
-        return None
-
-
-def threads_per_job(n_jobs: Any) -> int | None:
-    """Torch threads for each of `n_jobs` parallel jobs (joblib launcher), so that together
-    they use the cores once instead of each starting one thread per core."""
-    if not isinstance(n_jobs, int) or n_jobs == 1:
-        return None
-    cores = os.cpu_count() or 1
-    parallel = cores if n_jobs < 0 else min(n_jobs, cores)  # joblib: -1 means all cores
-    return max(1, cores // parallel)

@@ -49,15 +49,13 @@ def swept_values(overrides: Sequence[str], keys: Sequence[str] | None = None) ->
 def sweep_grid(cfg: DictConfig) -> list[list[str]] | None:
     """Every job of a grid sweep (Hydra's basic sweeper) as its overrides, in launch order,
     from the sweep's multirun.yaml; None for other sweepers (an Optuna search has no grid)."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from mnistx.compat.hydra import grid_jobs
 
     if not str(cfg.hydra.sweeper.get("_target_", "")).endswith(("BasicSweeper", "GridSweeper")):
         return None
     params = cfg.hydra.sweeper.get("params") or {}
     words = [f"{k}={v}" for k, v in params.items()] + list(cfg.hydra.overrides.task)
-    (jobs,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(words), None)
-    return jobs
+    return grid_jobs(words)
 
 
 def short_value(value: str) -> str:

@@ -1,5 +1,5 @@
 """Every place mnistx relies on Lightning's internals: the bookkeeping it trims around each
-training step when nothing needs it. tests/test_lightning_patches.py checks each assumption
+training step when nothing needs it. tests/test_compat_lightning.py checks each assumption
 against the installed Lightning and fails naming the one a release changed.
 
 On this project's 2-core reference machine a small MLP's whole step takes ~3 ms, and

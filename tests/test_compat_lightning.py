@@ -1,4 +1,4 @@
-"""mnistx.training.lightning_patches: idle per-batch hooks are skipped, active ones are not,
+"""mnistx.compat.lightning: idle per-batch hooks are skipped, active ones are not,
 profiling still works on demand, and each Lightning internal a patch relies on is still there
 (these fail first, naming the patch, when a Lightning release changes one)."""
 
@@ -12,14 +12,14 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, Timer
 from lightning.pytorch.profilers import PassThroughProfiler, SimpleProfiler
 
-from mnistx.config.compose import compose_config
-from mnistx.training.lightning_patches import (
+from mnistx.compat.lightning import (
     PER_BATCH_HOOKS,
     DirectHookName,
     NullProfiler,
     attached_trainer,
     skip_idle_hooks,
 )
+from mnistx.runs.compose import compose_config
 from mnistx.training.module import ClassifierModule
 from mnistx.training.recipe import train
 
@@ -97,7 +97,7 @@ def test_lightning_still_skips_a_hook_that_is_not_callable():
 
     source = _source(call._call_callback_hooks)
     assert "callable(fn)" in source, (
-        "lightning changed _call_callback_hooks: skip_idle_hooks (training/lightning_patches.py) "
+        "lightning changed _call_callback_hooks: skip_idle_hooks (compat/lightning.py) "
         "relies on it skipping non-callable hooks; remove or adapt that patch"
     )
 
@@ -109,7 +109,7 @@ def test_lightning_still_names_the_running_hook_through_setattr():
 
     assert "_current_fx_name" in _source(call._call_lightning_module_hook), (
         "lightning no longer sets pl_module._current_fx_name per hook: DirectHookName "
-        "(training/lightning_patches.py) is then useless; remove it"
+        "(compat/lightning.py) is then useless; remove it"
     )
     module = ClassifierModule.from_config(compose_config(["output_dir=/unused"]))
     assert isinstance(module, DirectHookName)
@@ -125,7 +125,7 @@ def test_lightning_still_profiles_through_one_context_manager():
     assert hasattr(PassThroughProfiler, "profile")
     assert "profiler.profile(" in _source(call._call_callback_hooks), (
         "lightning changed how hooks are profiled: NullProfiler "
-        "(training/lightning_patches.py) may no longer be what the Trainer calls"
+        "(compat/lightning.py) may no longer be what the Trainer calls"
     )
 
 
@@ -140,7 +140,7 @@ def test_the_checked_attributes_of_lightnings_callbacks_still_exist():
     ):
         assert hasattr(obj, name), (
             f"lightning's {type(obj).__name__} has no {name} any more: update _idle in "
-            "training/lightning_patches.py"
+            "compat/lightning.py"
         )
 
 

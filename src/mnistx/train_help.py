@@ -53,7 +53,7 @@ def render_help(overrides: Sequence[str]) -> str:
     """The help page for `python -m mnistx.train [overrides] --help`."""
     from omegaconf import OmegaConf, open_dict
 
-    from mnistx.config.compose import compose_config
+    from mnistx.runs.compose import compose_config
 
     cfg = compose_config(overrides, with_hydra=True)
     template = string.Template(cfg.hydra.help.template)

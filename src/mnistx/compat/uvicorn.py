@@ -6,7 +6,7 @@ everyone. Here each request must arrive whole (headers and body) within REQUEST_
 its connection is closed, and one client address holds at most PER_CLIENT connections (the
 next are closed at once), so slow or greedy clients cannot starve the others.
 
-uvicorn's internals are used here only, and tests/test_app_protocol.py checks the ones this
+uvicorn's internals are used here only, and tests/test_compat_uvicorn.py checks the ones this
 relies on: `H11Protocol` (uvicorn.protocols.http.h11_impl, which uvicorn's `http=` setting
 takes) and its `client`, `transport`, `loop` and `conn` (the h11 connection) attributes.
 """

@@ -1,4 +1,4 @@
-"""What mnistx.app.protocol relies on in uvicorn's internals: fails loudly when a uvicorn
+"""What mnistx.compat.uvicorn relies on in uvicorn's internals: fails loudly when a uvicorn
 release changes it (then adapt GuardedH11Protocol)."""
 
 from __future__ import annotations
