@@ -73,9 +73,10 @@ bench: $(VENV)/.installed
 gpu-check: $(VENV)/.installed-dev
 	$(BIN)/python bench/gpu_check.py $(ARGS)
 
-# docs/config.schema.json, the JSON schema editors check conf/ and experiment files with.
+# docs/config.schema.json (and docs/schema/<group>.schema.json), the JSON schema editors check
+# conf/ and experiment files with.
 schema: $(VENV)/.installed
-	$(BIN)/python -m mnistx.config.schema docs/config.schema.json
+	$(BIN)/python -m mnistx.config.schema docs
 
 tensorboard: $(VENV)/.installed
 	$(BIN)/tensorboard --logdir outputs $(ARGS)

@@ -32,8 +32,8 @@ from hydra.utils import instantiate
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
-from mnistx.runs.compose import compose_config
 from mnistx.models.networks import build_network
+from mnistx.runs.compose import compose_config
 from mnistx.training.recipe import train
 
 BATCH = 128

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 
-from mnistx.runs.compose import compose_config
 from mnistx.models.networks import build_network
+from mnistx.runs.compose import compose_config
 
 
 def _stepper(cfg, pool_first: bool):

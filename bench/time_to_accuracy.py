@@ -27,9 +27,9 @@ import lightning.pytorch as L
 import torch
 from hydra.utils import instantiate
 
-from mnistx.runs.compose import compose_config
 from mnistx.inspection.inference import predict_probs
 from mnistx.models.networks import build_network
+from mnistx.runs.compose import compose_config
 from mnistx.training.recipe import train
 
 

@@ -304,3 +304,23 @@ def test_every_compat_module_has_its_assumption_tests():
     tests = Path(__file__).parent
     modules = sorted(p.stem for p in (SRC / "mnistx" / "compat").glob("[!_]*.py"))
     assert modules and all((tests / f"test_compat_{m}.py").is_file() for m in modules), modules
+
+
+STRICT = ("mnistx.runs.", "mnistx.config.", "mnistx.train", "mnistx.eval", "mnistx.predict")
+
+
+def test_hydras_config_is_never_a_bare_any_where_a_runs_life_is_decided():
+    """mypy checks these modules strictly (pyproject.toml); a config or HydraConfig parameter
+    typed Any would slip past it."""
+    loose = sorted(
+        f"{name}: {fn.name}({arg.arg})"
+        for name, path in MODULES.items()
+        if name.startswith(STRICT) and not name.startswith("mnistx.training")
+        for fn in ast.walk(ast.parse(path.read_text()))
+        if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef)
+        for arg in fn.args.args + fn.args.kwonlyargs
+        if arg.arg in ("cfg", "config", "hc", "own")
+        and arg.annotation is not None
+        and ast.unparse(arg.annotation) == "Any"
+    )
+    assert loose == []

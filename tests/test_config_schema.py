@@ -12,9 +12,9 @@ import jsonschema
 import pytest
 from omegaconf import OmegaConf
 
-from mnistx.config.schema import NAMED_GROUPS, TARGET_GROUPS, config_schema, schema_text
+from mnistx.config.schema import NAMED_GROUPS, TARGET_GROUPS, config_schema, schema_files
 
-SHIPPED = Path(__file__).resolve().parents[1] / "docs" / "config.schema.json"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 @cache
@@ -44,9 +44,23 @@ def _conf_files() -> list[tuple[str, str]]:
 
 
 def test_the_shipped_schema_is_the_generated_one():
-    assert SHIPPED.read_text() == schema_text(), (
-        "docs/config.schema.json is out of date: make schema"
+    for name, text in schema_files().items():
+        assert (DOCS / name).read_text() == text, f"docs/{name} is out of date: make schema"
+
+
+def test_a_groups_schema_file_checks_that_groups_files(tmp_path):
+    """docs/schema/model.schema.json, as an editor resolves it (a $ref into the main file)."""
+    from referencing import Registry, Resource
+
+    main = json.loads((DOCS / "config.schema.json").read_text())
+    group = json.loads((DOCS / "schema" / "model.schema.json").read_text())
+    registry = Registry().with_resource(
+        "https://mnistx.invalid/config.schema.json", Resource.from_contents(main)
     )
+    group["$id"] = "https://mnistx.invalid/schema/model.schema.json"
+    validator = jsonschema.Draft202012Validator(group, registry=registry)
+    assert list(validator.iter_errors({"_target_": "mnistx.models.networks.CNN"})) == []
+    assert list(validator.iter_errors({"dropout": "lots"}))
 
 
 @pytest.mark.parametrize(("name", "group"), _conf_files())

@@ -18,10 +18,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mnistx.errors import UserError, exit_status
 from mnistx.runs.saved import read_metrics, run_config
+
+if TYPE_CHECKING:
+    import torch
 
 KEYS = ("run", "ckpt", "data_dir")
 WRITES = ("eval.json", "confusion_matrix.png", "misclassified.png")
@@ -57,7 +60,9 @@ def _accelerator(run_dir: Path) -> str:
     return "auto"
 
 
-def per_class(probs, targets, names: Sequence[str]) -> tuple[list[dict[str, Any]], list, Any]:
+def per_class(
+    probs: torch.Tensor, targets: torch.Tensor, names: Sequence[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], Any]:
     from torchmetrics.functional.classification import (
         multiclass_confusion_matrix,
         multiclass_f1_score,

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import hydra
 from omegaconf import DictConfig
@@ -28,6 +28,8 @@ from omegaconf import DictConfig
 from mnistx.errors import UnavailableError, UserError
 
 if TYPE_CHECKING:
+    from hydra.conf import HydraConf
+
     from mnistx.runs.job import Job
 from mnistx.runs.compose import register_resolvers
 
@@ -36,7 +38,7 @@ log = logging.getLogger("mnistx")
 MULTIRUN = {"-m", "--multirun"}
 
 
-def _ddp_ranks_join_this_job(hc: Any, overrides: Sequence[str]) -> None:
+def _ddp_ranks_join_this_job(hc: HydraConf, overrides: Sequence[str]) -> None:
     """Lightning starts DDP ranks 1.. by re-running this command line with
     hydra.run.dir=<HydraConfig run.dir>. In a sweep job that would re-run the whole multirun
     and claim a fresh folder; make it run this one job, in this job's folder."""
@@ -49,8 +51,9 @@ def _ddp_ranks_join_this_job(hc: Any, overrides: Sequence[str]) -> None:
         if str(o).startswith(("hydra/sweeper=", "hydra.sweeper."))
     ]
     sys.argv = [sys.argv[0], *overrides, *sweeper]
-    with read_write(hc.run):
-        hc.run.dir = hc.runtime.output_dir
+    run = cast(DictConfig, hc.run)  # HydraConf's nodes are DictConfigs at run time
+    with read_write(run):
+        run.dir = hc.runtime.output_dir
 
 
 def _end_ddp_job() -> None:
@@ -96,7 +99,7 @@ def main(cfg: DictConfig) -> float | None:
 
 
 @contextmanager
-def _job_scope(out: Path, hc: Any, cfg: DictConfig, sweep: bool) -> Iterator[None]:
+def _job_scope(out: Path, hc: HydraConf, cfg: DictConfig, sweep: bool) -> Iterator[None]:
     """The job's folder held by this process, and a DDP sweep job's ranks kept to it."""
     from mnistx.runs.env import is_rank_zero
     from mnistx.runs.lock import hold, release
@@ -114,7 +117,7 @@ def _job_scope(out: Path, hc: Any, cfg: DictConfig, sweep: bool) -> Iterator[Non
         release(out)
 
 
-def _train(job: Job, hc: Any, sweep: bool) -> float | None:
+def _train(job: Job, hc: HydraConf, sweep: bool) -> float | None:
     """The recipe, and a record of the job when it cannot run or fails."""
     from mnistx.runs.env import is_rank_zero
     from mnistx.runs.records import record_failure
@@ -155,7 +158,7 @@ def _record(write: Any, *args: Any) -> None:
         print(f"note: {e}", file=sys.stderr)
 
 
-def _trial_reporter(hc: Any, cfg: DictConfig) -> list[Any]:
+def _trial_reporter(hc: HydraConf, cfg: DictConfig) -> list[Any]:
     """[the Optuna trial's reporter] for a job of an Optuna search, else []."""
     if "OptunaSweeper" not in str(hc.sweeper.get("_target_")):
         return []

@@ -21,7 +21,7 @@ log = logging.getLogger("mnistx")
 MIN_VAL_SIZE = 100
 
 
-def _positive(value, key: str, example: str) -> None:
+def _positive(value: object, key: str, example: str) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
         raise UserError(f"{key}={value} must be a positive number. Example: {key}={example}")
 

@@ -79,7 +79,9 @@ def upgrade(cfg: DictConfig) -> DictConfig:
         bar["enabled"] = "${trainer.enable_progress_bar}"
     if new == plain:
         return cfg
-    return OmegaConf.create(new)
+    upgraded = OmegaConf.create(new)
+    assert isinstance(upgraded, DictConfig)
+    return upgraded
 
 
 def check_old_keys(overrides: Sequence[str]) -> None:

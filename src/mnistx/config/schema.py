@@ -1,7 +1,8 @@
 """A JSON schema of the config, generated from conf/ and the signatures of its `_target_`s.
 
-`python -m mnistx.config.schema` writes docs/config.schema.json (one `$defs` entry per config
-group, the root for train.yaml and `# @package _global_` files such as experiment/). Editors
+`python -m mnistx.config.schema docs` writes docs/config.schema.json (one `$defs` entry per
+config group, the root for train.yaml and `# @package _global_` files such as experiment/) and
+docs/schema/<group>.schema.json (a group's files). Editors
 with a YAML language server then complete and check conf/ files and a user's own
 `experiment=` files (README, Configuration). tests/test_config_schema.py checks that the shipped
 file is the one this module generates, that it accepts every file in conf/ and that it
@@ -210,16 +211,33 @@ def config_schema() -> dict[str, Any]:
     }
 
 
-def schema_text() -> str:
-    return json.dumps(config_schema(), indent=2, sort_keys=True) + "\n"
+def _text(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+def schema_files() -> dict[str, str]:
+    """The files `make schema` writes under docs/: the config's schema, and one per config
+    group pointing into it (for editors: conf/model/*.yaml -> schema/model.schema.json)."""
+    found = {"config.schema.json": _text(config_schema())}
+    for group in (*TARGET_GROUPS, *NAMED_GROUPS):
+        found[f"schema/{group}.schema.json"] = _text(
+            {
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                "title": f"mnistx config group {group} (conf/{group}/*.yaml)",
+                "$ref": f"../config.schema.json#/$defs/{group}",
+            }
+        )
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write the schema to the path given (default docs/config.schema.json)."""
+    """Write the schema files into the folder given (default docs/)."""
     args = sys.argv[1:] if argv is None else argv
-    out = Path(args[0] if args else "docs/config.schema.json")
-    out.write_text(schema_text())
-    print(f"wrote {out}")
+    root = Path(args[0] if args else "docs")
+    for name, text in schema_files().items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+        print(f"wrote {root / name}")
     return 0
 
 

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
 from importlib.resources import files
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import OmegaConf
 
@@ -140,13 +140,13 @@ def resolve(target: Any, key: str, source: str | None) -> Callable[..., Any]:
     outside the allowed modules is imported."""
     if isinstance(target, str) and (target in allowed_targets() or target in _trusted):
         try:
-            return _import(target)
+            return cast(Callable[..., Any], _import(target))
         except (ImportError, AttributeError):
             pass  # e.g. a module that moved: the error below
     elif isinstance(target, str):
         member = _family_member(target)
         if member is not None:
-            return member
+            return cast(Callable[..., Any], member)
     raise RefusedConfig(
         f"{_where(source)}{key}._target_={target!r} is not something mnistx builds, so it was "
         "refused before anything was built or run. A config may build only what conf/ names "
