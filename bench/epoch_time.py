@@ -28,10 +28,10 @@ from pathlib import Path
 import lightning.pytorch as L
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
+from mnistx.config.build import build
 from mnistx.models.networks import build_network
 from mnistx.runs.compose import compose_config
 from mnistx.training.recipe import train
@@ -90,13 +90,13 @@ def _run_epoch(net, opt, batches) -> float:
 
 def hand_loop(cfg):
     """A minimal loop over the same pre-normalised tensors; returns 'run one epoch'."""
-    dm = instantiate(cfg.data)
+    dm = build("data", cfg.data)
     dm.prepare_data()
     dm.setup()
     x, y = dm.splits["train"].tensors()
     torch.manual_seed(cfg.seed)
     net = build_network(cfg.model)
-    opt = instantiate(cfg.optimizer)(net.parameters())
+    opt = build("optimizer", cfg.optimizer)(net.parameters())
 
     def batches():
         perm = torch.randperm(len(x))
@@ -130,7 +130,7 @@ class BareModule(L.LightningModule):
 
 
 def time_bare_lightning(cfg) -> tuple[list[float], list[float]]:
-    dm = instantiate(cfg.data)
+    dm = build("data", cfg.data)
     dm.prepare_data()
     dm.setup()
     clock = PairedClock(hand_loop(cfg))
@@ -144,7 +144,7 @@ def time_bare_lightning(cfg) -> tuple[list[float], list[float]]:
         enable_model_summary=False,
         callbacks=[clock],
     )
-    module = BareModule(build_network(cfg.model), instantiate(cfg.optimizer))
+    module = BareModule(build_network(cfg.model), build("optimizer", cfg.optimizer))
     trainer.fit(module, train_dataloaders=dm.train_dataloader())
     return clock.ours, clock.loop
 
@@ -163,7 +163,7 @@ def time_pipeline(cfg, epochs: int) -> list[float]:
     loader = DataLoader(ds, batch_size=BATCH, shuffle=True)
     torch.manual_seed(cfg.seed)
     net = build_network(cfg.model)
-    opt = instantiate(cfg.optimizer)(net.parameters())
+    opt = build("optimizer", cfg.optimizer)(net.parameters())
     return [_run_epoch(net, opt, lambda: loader) for _ in range(epochs)]
 
 

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import lightning.pytorch as L
 import torch
-from hydra.utils import instantiate
 
+from mnistx.config.build import build
 from mnistx.inspection.inference import predict_probs
 from mnistx.models.networks import build_network
 from mnistx.runs.compose import compose_config
@@ -40,7 +40,7 @@ def _accuracy(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 def hand_loop(cfg, target: float, device: str = "cpu") -> dict[str, float | None]:
     """The preset's recipe in plain PyTorch: returns seconds to target and test accuracy."""
     L.seed_everything(cfg.seed, verbose=False)
-    dm = instantiate(cfg.data)
+    dm = build("data", cfg.data)
     dm.prepare_data()
     dm.setup()
     (x, y), (vx, vy), (tx, ty) = (
@@ -48,15 +48,15 @@ def hand_loop(cfg, target: float, device: str = "cpu") -> dict[str, float | None
     )
     net = build_network(cfg.model).to(device)
     channels_last = bool(cfg.model.get("channels_last"))
-    augment = instantiate(cfg.augment)
+    augment = build("augment", cfg.augment)
     if isinstance(augment, torch.nn.Module):
         augment = augment.to(device)
-    criterion = instantiate(cfg.loss)
-    opt = instantiate(cfg.optimizer)(net.parameters())
+    criterion = build("loss", cfg.loss)
+    opt = build("optimizer", cfg.optimizer)(net.parameters())
     bs, epochs = cfg.data.batch_size, cfg.trainer.max_epochs
     steps = epochs * -(-len(x) // bs)
     sched_cfg = {k: v for k, v in cfg.scheduler.items() if k != "interval"}
-    make_sched = instantiate(sched_cfg) if sched_cfg.get("_target_") else None
+    make_sched = build("scheduler", sched_cfg) if sched_cfg.get("_target_") else None
     per_step = cfg.scheduler.interval == "step"
     sched = None
     if make_sched is not None:

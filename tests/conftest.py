@@ -95,7 +95,7 @@ def cli_here(monkeypatch, capfd):
 
     def _run(cwd: Path, *args: str) -> tuple[int, str, str]:
         monkeypatch.chdir(cwd)
-        monkeypatch.setattr(resolvers, "_claimed", {})  # a new process would claim anew
+        monkeypatch.setattr(resolvers, "CLAIMS", resolvers.FolderClaims())  # a new process
         monkeypatch.setattr(sys, "argv", ["mnistx.train", *args])
         capfd.readouterr()
         try:

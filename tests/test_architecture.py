@@ -324,3 +324,29 @@ def test_hydras_config_is_never_a_bare_any_where_a_runs_life_is_decided():
         and ast.unparse(arg.annotation) == "Any"
     )
     assert loose == []
+
+
+def test_only_the_commands_end_the_process():
+    """No sys.exit / SystemExit / os._exit in mnistx's packages: they return plans and raise
+    UserError, and the command line decides (hydra_plugins, called by Hydra, and a module's
+    `if __name__ == "__main__":` block are the commands' side)."""
+    found = []
+    for name, path in MODULES.items():
+        if not name.startswith("mnistx.") or name.count(".") < 2 or name == "mnistx.fast_exit":
+            continue
+        tree = ast.parse(path.read_text())
+        main_blocks = {
+            id(n)
+            for top in tree.body
+            if isinstance(top, ast.If) and "__main__" in ast.unparse(top.test)
+            for n in ast.walk(top)
+        }
+        for node in ast.walk(tree):
+            if id(node) in main_blocks:
+                continue
+            text = ast.unparse(node) if isinstance(node, ast.Call | ast.Raise) else ""
+            if isinstance(node, ast.Raise) and "SystemExit" in text:
+                found.append(f"{name}: {text}")
+            elif isinstance(node, ast.Call) and text.startswith(("sys.exit(", "os._exit(")):
+                found.append(f"{name}: {text}")
+    assert found == []

@@ -115,7 +115,7 @@ def test_unique_dir_suffixes(tmp_path, monkeypatch):
     base = str(tmp_path / "2026-01-01" / "10-00-00")
     assert unique_dir(base) == base
     assert unique_dir(base) == base  # same process, same run: same folder
-    monkeypatch.setattr(resolvers, "_claimed", {})  # as another process would see it
+    monkeypatch.setattr(resolvers, "CLAIMS", resolvers.FolderClaims())  # another process
     assert unique_dir(base) == base + "-1"
 
 

@@ -19,7 +19,7 @@ from hydra.types import HydraContext
 from omegaconf import OmegaConf, read_write
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from mnistx.config.overrides import SWEPT_ENV, swept_keys_of
+from mnistx.config.overrides import swept_keys_of
 from mnistx.runs.resolvers import job_dirname
 from mnistx.sweeps.comparison import group_runs, load_runs, swept_keys
 
@@ -229,15 +229,19 @@ def test_slurm_launcher_composes_with_the_intended_parameters():
     assert launcher.params["cpus_per_task"] == 2 and launcher.params["mem_gb"] == 4  # defaults
 
 
-def test_job_dirname_is_unique_and_safe(tmp_path, monkeypatch):
-    monkeypatch.setenv(SWEPT_ENV, "optimizer.lr,data.data_dir")
+def test_job_dirname_is_unique_and_safe(tmp_path):
+    """The swept keys come from the sweep's own record (multirun.yaml, written before any
+    job starts), whichever process or node the job runs in."""
+    task = ["optimizer.lr=0.00031622776601683794,0.1", "data.data_dir=/x/y,/z", "seed=1"]
+    sweep = {"overrides": {"task": task, "hydra": []}, "sweeper": {"params": None}}
+    OmegaConf.save({"hydra": sweep}, tmp_path / "multirun.yaml")
     overrides = ["optimizer.lr=0.00031622776601683794", "data.data_dir=/x/y", "seed=1"]
     first = job_dirname(0, overrides, str(tmp_path))
     assert first == "optimizer.lr=0.0003162,data.data_dir=_x_y"
     assert job_dirname(0, overrides, str(tmp_path)) == first  # same job, same folder
     assert job_dirname(1, overrides, str(tmp_path)) == first + "-1"  # a repeated trial
-    monkeypatch.setenv(SWEPT_ENV, "")
-    assert job_dirname(7, overrides, str(tmp_path)) == "7"
+    unswept = tmp_path / "no-record"  # no sweep record: nothing is known to be swept
+    assert job_dirname(7, overrides, str(unswept)) == "7"
 
 
 def test_group_runs_pools_seeds_and_keeps_failures():

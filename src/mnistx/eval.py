@@ -107,7 +107,6 @@ def evaluate(
     out: str | None = None,
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    import lightning.pytorch as L
 
     from mnistx.config.build import build
     from mnistx.inspection import drawing
@@ -132,16 +131,20 @@ def evaluate(
         check_folder(out_dir, "--out", WRITES, overwrite=overwrite)
     make_folder(out_dir, "--out")
 
-    module = ClassifierModule.load_from_checkpoint(ckpt_path, map_location="cpu")
+    module = ClassifierModule.from_checkpoint(ckpt_path)
     datamodule = build("data", cfg.data)
-    trainer = L.Trainer(
-        accelerator=_accelerator(run_dir),
-        devices=1,
-        precision=cfg.trainer.get("precision", "32-true"),
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
+    trainer = build(  # the run's Trainer class, built as every object is: for testing only
+        "trainer",
+        {
+            "_target_": cfg.trainer.get("_target_", "lightning.pytorch.Trainer"),
+            "accelerator": _accelerator(run_dir),
+            "devices": 1,
+            "precision": cfg.trainer.get("precision", "32-true"),
+            "logger": False,
+            "enable_checkpointing": False,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+        },
     )
     results = trainer.test(module, datamodule=datamodule, verbose=False)[0]
 

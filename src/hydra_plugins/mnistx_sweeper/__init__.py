@@ -93,7 +93,16 @@ class OptunaSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> Any:
+        """A mistake in the settings: one paragraph and exit 1 (Hydra, which calls this, would
+        print any exception with its stack)."""
+        import sys
+
+        from mnistx.errors import UserError
         from mnistx.hpo.search import run_search
 
         assert self.config is not None
-        return run_search(self.config, self.launcher, arguments)
+        try:
+            return run_search(self.config, self.launcher, arguments)
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(1)

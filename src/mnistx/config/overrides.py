@@ -1,21 +1,17 @@
 """A sweep's command line: which keys it varies, each job's values, and Hydra override text.
 
 Hydra gives each job the full override list, constants included; only the multirun's own
-command line (and `hydra.sweeper.params`) says what is swept. `SweepCallback` reads that in
-the launching process and hands it to the jobs through an environment variable, which local
-processes, joblib workers and SLURM jobs all inherit.
+command line (and `hydra.sweeper.params`), which the sweep's multirun.yaml records, says what
+is swept (mnistx.runs.sweep_record.swept_keys reads it there, for every job).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from omegaconf import DictConfig
-
-SWEPT_ENV = "MNISTX_SWEPT_KEYS"
 
 
 def override_key(override: str) -> str:
@@ -38,10 +34,9 @@ def swept_keys_of(cfg: DictConfig) -> list[str]:
     return keys
 
 
-def swept_values(overrides: Sequence[str], keys: Sequence[str] | None = None) -> dict[str, str]:
-    """This job's values of the swept keys, in sweep order."""
-    if keys is None:
-        keys = [k for k in os.environ.get(SWEPT_ENV, "").split(",") if k]
+def swept_values(overrides: Sequence[str], keys: Sequence[str]) -> dict[str, str]:
+    """This job's values of the swept keys (`swept_keys_of` its sweep record), in sweep
+    order."""
     values = parse_overrides(overrides)
     return {k: values[k] for k in keys if k in values}
 
@@ -67,7 +62,7 @@ def short_value(value: str) -> str:
     return value if len(value) <= 8 or not re.search(r"[.eE]", value) else f"{number:.4g}"
 
 
-def job_name(overrides: Sequence[str], keys: Sequence[str] | None = None) -> str | None:
+def job_name(overrides: Sequence[str], keys: Sequence[str]) -> str | None:
     """A job's folder name from its swept values (None when nothing is known to be swept)."""
     values = swept_values(list(overrides), keys)
     if not values:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import lightning.pytorch as L
 import torch
 
 from mnistx.config.checks import check_val_interval
+from mnistx.config.kinds import in_range
 from mnistx.config.targets import dataset_class
 from mnistx.data.batches import Split, TensorBatches
 from mnistx.data.files import check_idx, ensure_raw_files
@@ -18,6 +20,46 @@ from mnistx.errors import UserError
 # What _load decoded last in this process (the files it came from, the tensors), and the
 # train/val row numbers _split drew from them per (seed, val_size).
 _decoded: dict[Any, Any] = {}
+
+
+log = logging.getLogger("mnistx")
+# Below this many validation images, val/acc (and so the best checkpoint) is mostly noise.
+MIN_VAL_SIZE = 100
+
+
+def _check_sizes(batch_size: Any, eval_batch_size: Any, val_size: Any) -> None:
+    for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise UserError(
+                f"data.{key}={value} must be a positive integer. Example: data.{key}=128"
+            )
+    if not isinstance(val_size, int) or isinstance(val_size, bool) or val_size < 1:
+        raise UserError(
+            f"data.val_size={val_size} must be a positive integer: the number of official "
+            "training images held out for validation. Example: data.val_size=5000"
+        )
+    if val_size < MIN_VAL_SIZE:
+        log.warning(
+            "data.val_size=%d: with so few validation images val/acc moves in steps of "
+            "%.1f%%, so val/acc_best and the best checkpoint are mostly noise. %d or more "
+            "(e.g. the default 5000) give a usable validation score.",
+            val_size,
+            100 / val_size,
+            MIN_VAL_SIZE,
+        )
+
+
+def _check_format(std: Any, image_size: Any, channels: Any, num_classes: Any) -> None:
+    in_range(
+        std, "data.std", 1e-300, None, "a positive number (pixels are divided by it)", "0.3081"
+    )
+    for key, value, low, example in (
+        ("image_size", image_size, 1, "28"),
+        ("channels", channels, 1, "1"),
+        ("num_classes", num_classes, 2, "10"),
+    ):
+        what = f"an integer >= {low}, as the dataset's files have it"
+        in_range(value, f"data.{key}", low, None, what, example, integer=True)
 
 
 class MNISTDataModule(L.LightningDataModule):
@@ -44,6 +86,8 @@ class MNISTDataModule(L.LightningDataModule):
         num_classes: int = 10,
     ) -> None:
         super().__init__()
+        _check_sizes(batch_size, eval_batch_size, val_size)
+        _check_format(std, image_size, channels, num_classes)
         self.dataset_cls: Any = dataset_class(dataset)
         self.data_dir = os.path.expanduser(str(data_dir))
         self.num_classes, self.channels, self.image_size = num_classes, channels, image_size

@@ -11,7 +11,6 @@ told: its objective value(s), PRUNED, or FAIL.
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +19,6 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from mnistx.config.overrides import override_value
-from mnistx.errors import UserError
 from mnistx.hpo import results, settings
 from mnistx.hpo import study as studies
 from mnistx.hpo.space import search_space
@@ -209,12 +207,8 @@ class Search:
 
 
 def run_search(config: DictConfig, launcher: Any, arguments: Sequence[str]) -> list[Any]:
-    """The sweeper's sweep(): mistakes in the settings become one paragraph and exit 1."""
-    try:
-        search = Search(config, launcher, arguments)
-        returns = search.run()
-        search.finish()
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+    """The sweeper's sweep(); a mistake in the settings is a UserError."""
+    search = Search(config, launcher, arguments)
+    returns = search.run()
+    search.finish()
     return returns

@@ -15,12 +15,11 @@ def load_network(ckpt: Path) -> nn.Module:
     hyperparameters without Lightning: the same weights `ClassifierModule.load_from_checkpoint`
     gives, ~3 s sooner (no Lightning or torchmetrics import), so mnistx.predict and
     mnistx.serve start fast. Never compiled: a checkpoint's weights do not depend on it."""
-    from mnistx.config.legacy import upgrade_hparams
     from mnistx.models.networks import build_network
     from mnistx.runs.saved import read_checkpoint
 
-    state = read_checkpoint(ckpt)  # its hyperparameters checked: they build only mnistx's own
-    model = upgrade_hparams(state["hyper_parameters"]["model"], None, None, None)[0]
+    state = read_checkpoint(ckpt)  # checked (they build only mnistx's own) and upgraded
+    model = state["hyper_parameters"]["model"]
     net = build_network({**model, "compile": False, "channels_last": False})
     weights = {
         k.removeprefix("net."): v for k, v in state["state_dict"].items() if k.startswith("net.")

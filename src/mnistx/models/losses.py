@@ -6,12 +6,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mnistx.config.kinds import in_range
+
 
 class CrossEntropy(nn.Module):
     """Softmax cross-entropy, with optional label smoothing."""
 
     def __init__(self, label_smoothing: float = 0.0) -> None:
         super().__init__()
+        in_range(
+            label_smoothing,
+            "loss.label_smoothing",
+            0,
+            1,
+            "in [0, 1): the share of the target spread over the other classes",
+            "0.1",
+        )
         self.label_smoothing = label_smoothing
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

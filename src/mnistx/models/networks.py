@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from mnistx.config.build import build
+from mnistx.config.kinds import in_range
 from mnistx.errors import UserError
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -36,6 +37,10 @@ def make_activation(name: str) -> nn.Module:
         ) from None
 
 
+def _check_dropout(dropout: float) -> None:
+    in_range(dropout, "model.dropout", 0, 1, "in [0, 1): the share of units dropped", "0.2")
+
+
 def _check_sizes(key: str, sizes: Sequence[int]) -> list[int]:
     sizes = list(sizes)
     if any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in sizes):
@@ -58,6 +63,7 @@ class MLP(nn.Sequential):
         image_size: int = 28,
         num_classes: int = 10,
     ) -> None:
+        _check_dropout(dropout)
         layers: list[nn.Module] = [nn.Flatten()]
         width = in_channels * image_size * image_size
         for h in _check_sizes("model.hidden_sizes", hidden_sizes):
@@ -97,6 +103,10 @@ class CNN(nn.Module):
         num_classes: int = 10,
     ) -> None:
         super().__init__()
+        _check_dropout(dropout)
+        in_range(kernel_size, "model.kernel_size", 1, None, "a positive integer", "5", integer=True)
+        if fc_hidden:  # 0 or null: no hidden layer
+            in_range(fc_hidden, "model.fc_hidden", 1, None, "a positive integer", "5", integer=True)
         if convs_per_block < 1 or padding < 0:
             raise UserError(
                 f"model.convs_per_block={convs_per_block} must be >= 1 and model.padding="

@@ -16,7 +16,7 @@ from typing import Any, TypeGuard
 
 from omegaconf import OmegaConf
 
-from mnistx.config.overrides import SWEPT_ENV, swept_keys_of, swept_values
+from mnistx.config.overrides import swept_values
 from mnistx.errors import UserError
 from mnistx.runs.layout import METRICS, OVERRIDES, SWEEP_CONFIG, resume_command
 
@@ -176,15 +176,9 @@ def run_info(folder: Path, overrides: Sequence[str] | None = None) -> RunInfo:
         file = folder / OVERRIDES
         overrides = [str(o) for o in OmegaConf.load(file)] if file.exists() else []
     overrides = list(overrides)
-    keys = None
-    sweep_file = folder.parent / SWEEP_CONFIG
-    if os.environ.get(SWEPT_ENV) is None and sweep_file.exists():
-        try:
-            from mnistx.runs.sweep_record import read_sweep_record
+    from mnistx.runs.sweep_record import swept_keys
 
-            keys = swept_keys_of(read_sweep_record(folder.parent))
-        except Exception:  # not a readable sweep record: the job's values stay unknown
-            keys = []
+    keys = swept_keys(folder.parent)
     metrics = read_metrics(folder) or {}
     resumes = list(metrics.get("resumes") or (metrics.get("previous") or {}).get("resumes") or [])
     return RunInfo(overrides, swept_values(overrides, keys), resumes)

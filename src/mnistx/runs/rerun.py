@@ -35,7 +35,7 @@ from mnistx.runs.layout import (
 from mnistx.runs.lock import hold, in_use
 from mnistx.runs.plan import Plan
 from mnistx.runs.records import is_finished, read_metrics
-from mnistx.runs.sweep_record import read_sweep_record
+from mnistx.runs.sweep_record import read_sweep_record, swept_keys
 
 FINISHED, CONTINUE, START = "finished", "continue", "start"
 
@@ -68,7 +68,7 @@ def plan_rerun(
     for overrides in grid:
         matches = folders.get(tuple(overrides)) or []
         folder: Path | None = matches.pop(0) if matches else None
-        name = job_name(overrides, keys)
+        name = job_name(overrides, swept_keys(sweep_dir) if keys is None else keys)
         if (
             folder is None
             and name

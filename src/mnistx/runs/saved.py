@@ -188,9 +188,14 @@ def read_checkpoint(ckpt: Path) -> dict[str, Any]:
         raise UserError(f"{ckpt} has no model settings saved in it; it was not written by mnistx.")
     source = f"{ckpt} (its saved hyperparameters)"
     _check_resolvers(hparams, "hyper_parameters", ckpt)
-    upgraded = upgrade_hparams(*(hparams.get(k) for k in ("model", "loss", "scheduler", "augment")))
-    for name, node in zip(("model", "loss", "scheduler", "augment"), upgraded, strict=True):
+    # A checkpoint of an earlier mnistx, read in today's shape (here only: every reader of a
+    # checkpoint comes through this function).
+    names = ("model", "loss", "scheduler", "augment")
+    upgraded = upgrade_hparams(*(hparams.get(k) for k in names))
+    for name, node in zip(names, upgraded, strict=True):
         check_node(node, f"hyper_parameters.{name}", source, section=name)
+        if name in hparams:
+            hparams[name] = node
     check_node(hparams.get("optimizer"), "hyper_parameters.optimizer", source)
     unknown = [k for k in hparams if k not in HPARAMS]
     if unknown:

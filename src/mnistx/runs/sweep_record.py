@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from mnistx.config.overrides import swept_keys_of
 from mnistx.errors import UserError
 from mnistx.runs.layout import SWEEP_CONFIG
 from mnistx.runs.saved import first_line
@@ -29,29 +31,55 @@ _SWEEP_HYDRA_KEYS = re.compile(
 )
 
 
+def _plain_record(path: Path) -> dict[str, Any]:
+    """The command line (hydra.overrides.task and .hydra) and the sweeper's `_target_` and
+    `params` of a multirun.yaml, as plain strings, nothing resolved; nothing else is kept."""
+    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    if not isinstance(raw, dict) or not isinstance(raw.get("hydra"), dict):
+        raise ValueError("no hydra node")
+    hydra = raw["hydra"]
+    overrides = hydra["overrides"]
+    sweeper = hydra.get("sweeper") or {}
+    params = sweeper.get("params") or {}
+    if not isinstance(params, dict):
+        raise ValueError("hydra.sweeper.params is not a mapping")
+    target = sweeper.get("_target_")
+    return {
+        "task": [str(o) for o in overrides["task"]],
+        "hydra": [str(o) for o in overrides.get("hydra") or []],
+        "target": None if target is None else str(target),
+        "params": {str(k): str(v) for k, v in params.items()},
+    }
+
+
+def _as_record(plain: dict[str, Any]) -> DictConfig:
+    return OmegaConf.create(
+        {
+            "hydra": {
+                "overrides": {"task": plain["task"], "hydra": plain["hydra"]},
+                "sweeper": {"_target_": plain["target"], "params": plain["params"]},
+            }
+        }
+    )
+
+
 def read_sweep_record(folder: Path) -> DictConfig:
     """What a sweep folder's multirun.yaml says of the sweep, as plain data: its command line
-    (hydra.overrides.task and .hydra) and its sweeper's `_target_` and `params`. Nothing else
-    of the file is kept, so nothing in it is ever resolved or built."""
+    (hydra.overrides.task and .hydra) and its sweeper's `_target_` and `params`, checked before
+    any of it is run again. Nothing else of the file is kept, so nothing in it is ever
+    resolved or built."""
     path = folder / SWEEP_CONFIG
     try:
-        record = OmegaConf.load(path)
-        hydra = record.hydra
-        task = [str(o) for o in hydra.overrides.task]
-        hydra_overrides = [str(o) for o in hydra.overrides.get("hydra") or []]
-        sweeper = hydra.get("sweeper") or {}
-        target = sweeper.get("_target_")
-        raw = sweeper.get("params")
-        params = {} if raw is None else OmegaConf.to_container(raw, resolve=False)
-        if not isinstance(params, dict):
-            raise ValueError("hydra.sweeper.params is not a mapping")
-        params = {str(k): str(v) for k, v in params.items()}
+        plain = _plain_record(path)
     except Exception as e:
         raise UserError(
             f"Cannot read {path} ({first_line(e)}), the record of the sweep in that folder, "
             f"so it cannot be finished. python -m mnistx.compare {folder} still reports the "
             "jobs it has."
         ) from None
+    task, hydra_overrides, target, params = (
+        plain[k] for k in ("task", "hydra", "target", "params")
+    )
     for word in task:
         if word.split("=", 1)[0].lstrip("+~").startswith(("hydra.", "hydra/")):
             raise UserError(
@@ -72,11 +100,18 @@ def read_sweep_record(folder: Path) -> DictConfig:
                 "pass on (it could run code), so the sweep was not continued. Run the sweep's "
                 "command yourself, with the settings you trust."
             )
-    return OmegaConf.create(
-        {
-            "hydra": {
-                "overrides": {"task": task, "hydra": hydra_overrides},
-                "sweeper": {"_target_": None if target is None else str(target), "params": params},
-            }
-        }
-    )
+    return _as_record(plain)
+
+
+def swept_keys(sweep_dir: Path) -> list[str]:
+    """The keys the sweep in `sweep_dir` varies, from its multirun.yaml (written before any job
+    starts); [] where there is no readable record (not a sweep)."""
+    if not (sweep_dir / SWEEP_CONFIG).is_file():
+        return []
+    try:  # plain strings only: naming a job's folder runs nothing of the record
+        plain = _plain_record(sweep_dir / SWEEP_CONFIG)
+    except Exception:  # not a readable sweep record: the job's values stay unknown
+        return []
+    if any("${" in w for w in [*plain["task"], *plain["params"], *plain["params"].values()]):
+        return []  # an interpolation is never in a sweep's own command line
+    return swept_keys_of(_as_record(plain))

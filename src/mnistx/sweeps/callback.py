@@ -1,27 +1,25 @@
-"""Hydra's callback for every multirun: tells the jobs what is swept, reports at the end."""
+"""Hydra's callback for every multirun: SLURM jobs followed with squeue where sacct has
+nothing, and the comparison report at the end. (The jobs read what is swept from the sweep's
+multirun.yaml: mnistx.runs.sweep_record.swept_keys.)"""
 
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from mnistx.config.overrides import SWEPT_ENV, swept_keys_of
-
 log = logging.getLogger("mnistx")
 
 
 class SweepCallback(Callback):
-    """Publishes the swept keys to the jobs, and writes the comparison report at the end."""
+    """Follows SLURM jobs on clusters without accounting; writes the report at the end."""
 
     def __init__(self, report: bool = True) -> None:
         self.report = report
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        os.environ[SWEPT_ENV] = ",".join(swept_keys_of(config))
         if "SlurmLauncher" in str(config.hydra.launcher.get("_target_", "")):
             from mnistx.sweeps.slurm import follow_jobs
 

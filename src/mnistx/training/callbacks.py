@@ -10,6 +10,9 @@ from typing import Any
 
 from lightning.pytorch.callbacks import Callback, EarlyStopping, EMAWeightAveraging, RichProgressBar
 
+from mnistx.config.kinds import in_range
+from mnistx.errors import UserError
+
 
 class ProgressBar(RichProgressBar):
     """Per batch, Lightning's bar updates its task and re-reads every logged metric, which
@@ -29,11 +32,20 @@ class ProgressBar(RichProgressBar):
 def progress_bar(enabled: bool = True, **kwargs: Any) -> ProgressBar | None:
     """The bar, unless the Trainer runs without one (trainer.enable_progress_bar=false:
     Lightning refuses a progress bar callback then)."""
+    for key, low, example in (("every_n_batches", 1, "10"), ("refresh_rate", 0, "4")):
+        if kwargs.get(key) is not None:
+            what = f"an integer >= {low}"
+            in_range(kwargs[key], f"callbacks.progress_bar.{key}", low, None, what, example, True)
     return ProgressBar(**kwargs) if enabled else None
 
 
 def ema(decay: float = 0.0, **kwargs: Any) -> Callback | None:
     """Lightning's EMAWeightAveraging; an average with decay 0 is the weights: off."""
+    if isinstance(decay, bool) or not isinstance(decay, int | float) or not 0 <= decay < 1:
+        raise UserError(
+            f"callbacks.ema.decay={decay} must be in [0, 1): the weight kept by the moving "
+            "average each step (0 turns it off). Example: callbacks.ema.decay=0.999"
+        )
     return EMAWeightAveraging(decay=decay, **kwargs) if decay else None
 
 

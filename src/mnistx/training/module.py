@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as L
@@ -16,7 +17,6 @@ from torchmetrics.classification import MulticlassAccuracy
 from mnistx.compat.lightning import DirectHookName, attached_trainer
 from mnistx.compat.torch import restart_from_closed_form
 from mnistx.config.build import build, check_arguments, complete
-from mnistx.config.legacy import upgrade_hparams
 from mnistx.errors import DivergedError
 from mnistx.models.networks import build_network
 
@@ -46,9 +46,6 @@ class ClassifierModule(DirectHookName, L.LightningModule):
         augment: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        # A checkpoint written before the scheduler keys were flattened (or the modules moved)
-        # is read in today's shape.
-        model, loss, scheduler, augment = upgrade_hparams(model, loss, scheduler, augment)
         self.save_hyperparameters(logger=False)
         self.net = build_network(model)
         self.channels_last = bool(model.get("channels_last"))
@@ -86,6 +83,19 @@ class ClassifierModule(DirectHookName, L.LightningModule):
             if k in cfg
         }
         return cls(**parts)
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: Path) -> ClassifierModule:
+        """A trained module from a checkpoint read as data by the one reader of saved runs
+        (checked, and upgraded when an earlier mnistx wrote it): what Lightning's
+        load_from_checkpoint gives, without a second, unchecked read."""
+        from mnistx.runs.saved import read_checkpoint
+
+        state = read_checkpoint(ckpt)
+        module = cls(**state["hyper_parameters"])
+        module.load_state_dict(state["state_dict"])
+        module.on_load_checkpoint(state)
+        return module
 
     @property
     def trainer_attached(self) -> bool:

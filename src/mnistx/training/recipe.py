@@ -20,7 +20,6 @@ from mnistx.compat.lightning import NullProfiler, skip_idle_hooks
 from mnistx.compat.torch import compile_seconds
 from mnistx.config.build import build
 from mnistx.config.checks import check_config
-from mnistx.config.overrides import swept_values
 from mnistx.config.targets import trusting
 from mnistx.config.trainer_checks import check_accelerator, check_devices
 from mnistx.hpo.trial import pruned_epoch
@@ -77,7 +76,7 @@ def train(
     `run`: the run's own command line, swept values and continuations (default: `overrides`).
     """
     if run is None:
-        run = RunInfo(list(overrides), swept_values(overrides))
+        run = RunInfo(list(overrides), {})
     with trusting(cfg.get("trusted_targets") or []):
         return _train(cfg, choices, extra_callbacks, ckpt_path, run)
 

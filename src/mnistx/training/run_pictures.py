@@ -16,6 +16,7 @@ from typing import Any
 import lightning.pytorch as L
 import torch
 
+from mnistx.config.kinds import in_range
 from mnistx.inspection import drawing
 from mnistx.inspection.inference import captions, most_confident_mistakes, predict_probs
 from mnistx.training.loggers import Tracker
@@ -23,6 +24,12 @@ from mnistx.training.loggers import Tracker
 
 class Pictures(L.Callback):
     def __init__(self, out_dir: str, n_images: int = 32, val_images: int = 1000) -> None:
+        for key, value, example in (
+            ("n_images", n_images, "32"),
+            ("val_images", val_images, "1000"),
+        ):
+            what = "an integer >= 1"
+            in_range(value, f"callbacks.pictures.{key}", 1, None, what, example, integer=True)
         self.out = Path(out_dir)
         self.n = n_images
         self.val_images = val_images
