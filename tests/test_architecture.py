@@ -345,8 +345,8 @@ def test_only_the_commands_end_the_process():
             if id(node) in main_blocks:
                 continue
             text = ast.unparse(node) if isinstance(node, ast.Call | ast.Raise) else ""
-            if isinstance(node, ast.Raise) and "SystemExit" in text:
-                found.append(f"{name}: {text}")
-            elif isinstance(node, ast.Call) and text.startswith(("sys.exit(", "os._exit(")):
+            raises = isinstance(node, ast.Raise) and "SystemExit" in text
+            exits = isinstance(node, ast.Call) and text.startswith(("sys.exit(", "os._exit("))
+            if raises or exits:
                 found.append(f"{name}: {text}")
     assert found == []
