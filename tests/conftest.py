@@ -90,12 +90,10 @@ def cli_here(monkeypatch, capfd):
     the recipe), in a given working folder: (exit code, stdout, stderr). No interpreter
     start-up per call, for the long tables of user mistakes."""
 
-    from mnistx.runs import resolvers
     from mnistx.train import cli
 
     def _run(cwd: Path, *args: str) -> tuple[int, str, str]:
         monkeypatch.chdir(cwd)
-        monkeypatch.setattr(resolvers, "CLAIMS", resolvers.FolderClaims())  # a new process
         monkeypatch.setattr(sys, "argv", ["mnistx.train", *args])
         capfd.readouterr()
         try:

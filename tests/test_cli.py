@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from helpers import TINY_OVERRIDES, make_tiny_dataset, run_cli, write_idx
 
-from mnistx.runs import resolvers
+from mnistx.runs.claims import claim_folder
 from mnistx.runs.resolvers import unique_dir
 from mnistx.train_help import plain_help_request
 
@@ -111,12 +111,21 @@ def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path):
     assert len(runs) == 3
 
 
-def test_unique_dir_suffixes(tmp_path, monkeypatch):
+def test_run_folders_are_named_by_resolvers_and_claimed_once_per_run(tmp_path):
     base = str(tmp_path / "2026-01-01" / "10-00-00")
+    assert unique_dir(base) == base and not Path(base).exists()  # naming creates nothing
+    assert claim_folder(base) == base and Path(base).is_dir()
+    assert claim_folder(base) == base + "-1"  # another run in the same second
     assert unique_dir(base) == base
-    assert unique_dir(base) == base  # same process, same run: same folder
-    monkeypatch.setattr(resolvers, "CLAIMS", resolvers.FolderClaims())  # another process
-    assert unique_dir(base) == base + "-1"
+
+
+def test_composing_or_printing_the_config_creates_no_folder(tmp_path):
+    """Only a run that starts claims its folder: `--cfg hydra` resolves hydra.run.dir and
+    hydra.sweep.dir and leaves no folder behind."""
+    shown = run_cli(tmp_path, "--cfg", "all", "--resolve")
+    assert shown.returncode == 0, shown.stderr
+    assert "outputs/multirun/" in shown.stdout
+    assert not (tmp_path / "outputs").exists()
 
 
 def _python(cwd, code: str) -> subprocess.CompletedProcess:

@@ -20,6 +20,7 @@ from omegaconf import OmegaConf, read_write
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from mnistx.config.overrides import swept_keys_of
+from mnistx.runs.claims import with_job_folders
 from mnistx.runs.resolvers import job_dirname
 from mnistx.sweeps.comparison import group_runs, load_runs, swept_keys
 
@@ -229,19 +230,25 @@ def test_slurm_launcher_composes_with_the_intended_parameters():
     assert launcher.params["cpus_per_task"] == 2 and launcher.params["mem_gb"] == 4  # defaults
 
 
-def test_job_dirname_is_unique_and_safe(tmp_path):
+def test_job_folders_are_named_by_swept_values_claimed_unique_and_safe(tmp_path):
     """The swept keys come from the sweep's own record (multirun.yaml, written before any
-    job starts), whichever process or node the job runs in."""
+    job starts); the sweeper claims each job's folder and names it in the job's overrides."""
     task = ["optimizer.lr=0.00031622776601683794,0.1", "data.data_dir=/x/y,/z", "seed=1"]
     sweep = {"overrides": {"task": task, "hydra": []}, "sweeper": {"params": None}}
     OmegaConf.save({"hydra": sweep}, tmp_path / "multirun.yaml")
     overrides = ["optimizer.lr=0.00031622776601683794", "data.data_dir=/x/y", "seed=1"]
-    first = job_dirname(0, overrides, str(tmp_path))
-    assert first == "optimizer.lr=0.0003162,data.data_dir=_x_y"
-    assert job_dirname(0, overrides, str(tmp_path)) == first  # same job, same folder
-    assert job_dirname(1, overrides, str(tmp_path)) == first + "-1"  # a repeated trial
+    assert job_dirname(0, overrides, str(tmp_path)) == "optimizer.lr=0.0003162,data.data_dir=_x_y"
+    assert not (tmp_path / "optimizer.lr=0.0003162,data.data_dir=_x_y").exists()  # names only
+    first, again = with_job_folders(tmp_path, [overrides, overrides])  # a repeated trial
+    name = "optimizer.lr=0.0003162,data.data_dir=_x_y"
+    assert first == [*overrides, f"hydra.sweep.subdir='{name}'"]
+    assert again == [*overrides, f"hydra.sweep.subdir='{name}-1'"]
+    assert (tmp_path / name).is_dir() and (tmp_path / f"{name}-1").is_dir()
+    named = [*overrides, "hydra.sweep.subdir=mine"]  # a sweep being finished keeps its folder
+    assert with_job_folders(tmp_path, [named]) == [named]
     unswept = tmp_path / "no-record"  # no sweep record: nothing is known to be swept
     assert job_dirname(7, overrides, str(unswept)) == "7"
+    assert with_job_folders(unswept, [overrides]) == [overrides]
 
 
 def test_group_runs_pools_seeds_and_keeps_failures():

@@ -30,6 +30,7 @@ log = logging.getLogger("mnistx")
 
 class GridSweeper(basic_sweeper()):  # type: ignore[misc]
     def sweep(self, arguments: list[str]) -> Any:
+        from mnistx.runs.claims import launch
         from mnistx.runs.layout import SWEEP_CONFIG
         from mnistx.runs.rerun import (
             FINISHED,
@@ -70,7 +71,7 @@ class GridSweeper(basic_sweeper()):  # type: ignore[misc]
             if not batch:
                 continue
             self.validate_batch_is_legal(covering_jobs(batch, is_group))
-            results = self.launcher.launch(batch, initial_job_idx=job_idx)
+            results = launch(self.launcher, sweep_dir, batch, job_idx)
             for r in results:
                 _ = r.return_value  # raises here if the job raised
             job_idx += len(batch)

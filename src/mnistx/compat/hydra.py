@@ -1,4 +1,4 @@
-"""Hydra's internals: its basic sweeper, which lives under `hydra._internal`.
+"""Hydra's internals: its basic sweeper and basic launcher, which live under `hydra._internal`.
 
 mnistx's grid sweeper extends it (to finish a sweep cut short), and a sweep's list of jobs is
 expanded from its multirun.yaml the way the basic sweeper expands a command line, so that a
@@ -17,6 +17,14 @@ def basic_sweeper() -> Any:
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
     return BasicSweeper
+
+
+def is_basic_launcher(launcher: Any) -> bool:
+    """Whether `launcher` is Hydra's basic launcher, which runs a batch's jobs one after the
+    other in this process."""
+    from hydra._internal.core_plugins.basic_launcher import BasicLauncher
+
+    return isinstance(launcher, BasicLauncher)
 
 
 def sweeper_params(sweeper: Any) -> list[str]:

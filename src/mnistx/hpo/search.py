@@ -22,6 +22,7 @@ from mnistx.config.overrides import override_value
 from mnistx.hpo import results, settings
 from mnistx.hpo import study as studies
 from mnistx.hpo.space import search_space
+from mnistx.runs.claims import launch
 
 log = logging.getLogger("mnistx")
 WAIT_FOR_OTHERS = 2.0  # seconds between looks at other workers' running trials
@@ -148,7 +149,7 @@ class Search:
             sampled = [f"{k}={override_value(v)}" for k, v in trial.params.items()]
             batch.append([*sampled, *self.fixed, f"hydra.sweeper.trial={trial.number}"])
         try:
-            results = self.launcher.launch(batch, initial_job_idx=self.job_idx)
+            results = launch(self.launcher, self.sweep_dir, batch, self.job_idx)
         except BaseException:
             for trial in trials:  # e.g. Ctrl-C: the next search replaces them
                 self._tell_killed(trial, "its search was stopped")

@@ -13,8 +13,8 @@ def register_resolvers() -> None:
     """Make the run-folder resolvers (unique_dir, job_dirname, run_dir, config_subdir)
     available to Hydra configs.
 
-    Cached in the config (use_cache): Hydra copies that cache into each sweep job's config, so
-    a joblib worker or SLURM job resolves the sweep folder the launcher claimed, not a new one.
+    They only name folders (mnistx.runs.claims makes them when the run starts). Cached in
+    the config (use_cache), which Hydra copies into each sweep job's config.
     """
     for name, fn in (
         ("unique_dir", unique_dir),

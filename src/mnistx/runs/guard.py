@@ -117,7 +117,8 @@ def make_folder(folder: Path, option: str) -> Path:
 
 
 def new_folder(parent: Path, stem: str) -> Path:
-    """A fresh folder under `parent` (stem, stem-1, ...), claimed with an atomic mkdir."""
+    """A fresh folder under `parent` (stem, stem-1, ...), claimed with an atomic mkdir: how
+    every new folder is made (run, sweep, job, report)."""
     parent.mkdir(parents=True, exist_ok=True)
     candidate, n = parent / stem, 0
     while True:

@@ -25,7 +25,8 @@ from mnistx.errors import UserError
 from mnistx.runs.layout import BEST, CHECKPOINTS, CONFIG, LAST, METRICS, SWEEP_CONFIG, sweep_jobs
 
 # Resolvers a saved config may use: they read (an environment variable, Hydra's runtime
-# values, the clock); mnistx's own (unique_dir, run_dir, ...) create folders, so are refused.
+# values, the clock); mnistx's own (unique_dir, run_dir, ...) name a new run's folders and
+# read the disk, which a saved run has no business doing, so are refused.
 SAFE_RESOLVERS = {"oc.env", "hydra", "now", "oc.select"}
 _RESOLVER = re.compile(r"\$\{\s*([^}:\s]+)\s*:")
 # The sections of a run config mnistx builds objects from.
