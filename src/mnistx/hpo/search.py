@@ -58,7 +58,7 @@ class Search:
         record = self.sweep_dir / SWEEP_CONFIG
         if not record.exists():  # several workers may share the folder: the first says it
             OmegaConf.save(self.config, record)
-        studies.fail_abandoned(self.study)
+        self._fail_abandoned()
         self._say_where_it_stands()
         returns = []
         with studies.Heartbeat(self.study) as heartbeat:
@@ -122,6 +122,13 @@ class Search:
                 kept.append(trial)
         return kept
 
+    def _fail_abandoned(self) -> int:
+        """studies.fail_abandoned, under the lock other workers ask for trials under: a trial
+        another worker has just asked for, whose worker and heartbeat it has not yet written,
+        is not taken for one left behind."""
+        with studies.budget_lock(self.url, self.name):
+            return studies.fail_abandoned(self.study)
+
     def _others_running(self) -> bool:
         """Whether other workers still run trials that count (this worker then waits: one
         of them may yet fail, and be replaced)."""
@@ -130,7 +137,7 @@ class Search:
         running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         if not running:
             return False
-        if studies.fail_abandoned(self.study):
+        if self._fail_abandoned():
             return True
         numbers = [t.number for t in running]
         if numbers != self._waiting_for:  # said once per change, not every few seconds

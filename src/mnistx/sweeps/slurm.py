@@ -18,6 +18,12 @@ import subprocess
 
 log = logging.getLogger("mnistx")
 
+# The longest wait between two squeue calls. submitit's watcher asks after 2, 4, 8, ... s and
+# at most every `delay_s`: a job that ends after a minute was seen ended up to a minute late.
+# One `squeue --me` is a single light request to the controller (sacct, which submitit's
+# default of 60 s spares, reads the accounting database).
+POLL_S = 10
+
 
 def accounting_enabled() -> bool:
     """Whether this cluster keeps job accounting (what `sacct` reads); True when unsure."""
@@ -41,5 +47,5 @@ def follow_jobs() -> None:
 
     if accounting_enabled() or type(slurm.SlurmJob.watcher).__name__ == "SqueueWatcher":
         return
-    slurm.SlurmJob.watcher = squeue_watcher()(delay_s=600)
+    slurm.SlurmJob.watcher = squeue_watcher()(delay_s=POLL_S)
     log.info("SLURM accounting is off on this cluster: following the jobs with squeue.")
