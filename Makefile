@@ -10,7 +10,7 @@ help:
 	@echo "make train [ARGS='model=cnn optimizer=adam']  train (default: MLP on MNIST)"
 	@echo "make test                                     lint (ruff check, ruff format --check, mypy) + the whole test suite, with coverage"
 	@echo "make test-fast                                tests without the real-data ones"
-	@echo "make bench                                    epoch-time, time-to-99%, pool-order, sweep-overhead, Optuna-pruning, tracker-cost benchmarks"
+	@echo "make bench                                    epoch-time, time-to-99%, pool-order, sweep-overhead, Optuna-pruning, tracker-cost, stacked-sweep benchmarks"
 	@echo "make gpu-check                                GPU tests and timings (needs a CUDA GPU)"
 	@echo "make schema                                   docs/config.schema.json from conf/ (editors check conf/ files with it)"
 	@echo "make tensorboard                              serve outputs/ in TensorBoard"
@@ -69,6 +69,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/sweep_overhead.py
 	$(BIN)/python bench/optuna_pruning.py
 	$(BIN)/python bench/tracker_cost.py
+	$(BIN)/python bench/stacked_sweep.py
 
 gpu-check: $(VENV)/.installed-dev
 	$(BIN)/python bench/gpu_check.py $(ARGS)

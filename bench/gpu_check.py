@@ -5,7 +5,10 @@
      bench/time_to_accuracy.py on the same GPU (targets: 99% in <= 0.5 s of training, mnistx
      <= 1.2x the loop), seeds 1-3;
   3. the same preset with `trainer.precision=bf16-mixed`, and with `model.compile=true`;
-  4. one `experiment=best_cnn` epoch.
+  4. one `experiment=best_cnn` epoch;
+  5. 64 default MLPs trained as one stack (hydra/launcher=stacked) against one, on the GPU
+     (goal: under 2x the fit time of one). The stacked tests of step 1 check that stacked
+     jobs equal the same jobs alone on CUDA.
 
 Writes the Markdown table to bench/GPU_CHECK.md. Without a GPU it says so and exits 1.
 
@@ -152,6 +155,8 @@ def main() -> int:
         )
     )
 
+    rows.append(("64 stacked MLPs, one epoch: training time / one MLP's", _stacked(args.data_dir)))
+
     table = ["| check | result |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
     text = (
         f"# GPU check\n\n`make gpu-check` on {name}, torch {torch.__version__}.\n\n"
@@ -161,6 +166,37 @@ def main() -> int:
     Path(args.out).write_text(text)
     print(text)
     return 0 if tests.returncode == 0 else 1
+
+
+def _stacked(data_dir: str) -> str:
+    """The training time of 64 stacked MLPs over that of one alone, both through
+    `python -m mnistx.train -m` (a stacked job's train_seconds are its stack's)."""
+    import json
+
+    common = [
+        "-m",
+        f"data.data_dir={data_dir}",
+        "trainer.accelerator=gpu",
+        "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false",
+        "callbacks.pictures=null",
+    ]
+    stacked = ["hydra/launcher=stacked", "hydra.launcher.max_models=64"]
+    seconds = {}
+    with tempfile.TemporaryDirectory() as out:
+        for n, extra in (
+            (1, ["seed=0"]),
+            (64, [f"seed={','.join(map(str, range(64)))}", *stacked]),
+        ):
+            sweep = Path(out) / str(n)
+            subprocess.run(
+                [sys.executable, "-m", "mnistx.train", *common, *extra, f"hydra.sweep.dir={sweep}"],
+                check=True,
+                capture_output=True,
+            )
+            records = [json.loads(p.read_text()) for p in sweep.glob("*/metrics.json")]
+            seconds[n] = max(r["train_seconds"] for r in records)
+    return f"{seconds[64]:.1f} s / {seconds[1]:.1f} s = {seconds[64] / seconds[1]:.2f}x"
 
 
 if __name__ == "__main__":

@@ -216,10 +216,15 @@ def _register_sweepers() -> None:
     from hydra.core.plugins import Plugins
 
     plugins = Plugins.instance()  # first: its scan executes BasicSweeper's module again ...
-    from hydra_plugins.mnistx_sweeper import GridSweeper, OptunaSweeper  # ... subclasses it
+    from hydra_plugins.mnistx_sweeper import (  # ... subclasses it
+        GridSweeper,
+        OptunaSweeper,
+        StackedLauncher,
+    )
 
     plugins.register(GridSweeper)
     plugins.register(OptunaSweeper)
+    plugins.register(StackedLauncher)
 
 
 def _plan(args: Sequence[str]) -> Any:

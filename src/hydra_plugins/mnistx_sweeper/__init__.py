@@ -1,7 +1,8 @@
-"""mnistx's sweepers: the grid sweeper (Hydra's basic sweeper, able to finish a sweep that
-was cut short) and the Optuna sweeper (mnistx.hpo).
+"""mnistx's sweepers and launcher: the grid sweeper (Hydra's basic sweeper, able to finish a
+sweep that was cut short), the Optuna sweeper (mnistx.hpo) and the stacked launcher
+(hydra/launcher=stacked: jobs trained together, mnistx.training.stacked).
 
-Here, under `hydra_plugins`, because Hydra builds sweepers only from that package; train.py
+Here, under `hydra_plugins`, because Hydra builds plugins only from that package; train.py
 registers them explicitly (Hydra does not find plugins of an editable install, Hydra #2359).
 The decisions are mnistx.sweeps' and mnistx.hpo's; these classes only apply them
 to Hydra's sweep loop.
@@ -15,13 +16,15 @@ interrupted ones continue from their checkpoints.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.plugins import Plugins
+from hydra.plugins.launcher import Launcher
 from hydra.plugins.sweeper import Sweeper
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mnistx.compat.hydra import basic_sweeper, sweeper_params
 
@@ -107,3 +110,103 @@ class OptunaSweeper(Sweeper):
         except UserError as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(1)
+
+
+class StackedLauncher(Launcher):
+    """hydra/launcher=stacked: the jobs of a batch that may train together
+    (mnistx.sweeps.stacking) set up in their folders by Hydra one by one, then trained as
+    one (mnistx.training.stacked); the others run one after the other as Hydra's basic
+    launcher runs them."""
+
+    def __init__(self, max_models: int = 16) -> None:
+        self.max_models = max_models
+        self.config: DictConfig | None = None
+        self.hydra_context: Any = None
+        self.task_function: Any = None
+
+    def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
+        self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Any:
+        """A mistake in the settings: one paragraph and exit 1 (as the sweepers do)."""
+        import sys
+
+        from mnistx.errors import UserError
+
+        try:
+            return self._launch(job_overrides, initial_job_idx)
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(1)
+
+    def _launch(self, job_overrides: Sequence[Sequence[str]], first: int) -> list[Any]:
+        from hydra.core.utils import configure_log, run_job, setup_globals
+
+        from mnistx.sweeps.stacking import check_max_models, groups
+        from mnistx.training.stacked import train_stack
+
+        config = self.config
+        assert config is not None
+        setup_globals()
+        max_models = check_max_models(self.max_models)
+        configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+        Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        configs = []
+        for i, overrides in enumerate(job_overrides):
+            job = self.hydra_context.config_loader.load_sweep_config(config, list(overrides))
+            with open_dict(job):
+                job.hydra.job.id = job.hydra.job.num = first + i
+            configs.append(job)
+        plan = groups(configs, max_models, fresh=[_fresh(c) for c in configs])
+        log.info(
+            "Launching %d jobs: %s",
+            len(configs),
+            ", ".join(f"{len(g)} stacked" if len(g) > 1 else "1 alone" for g in plan),
+        )
+
+        def run(i: int, task: Any) -> Any:
+            log.info("\t#%d : %s", first + i, " ".join(job_overrides[i]))
+            ret = run_job(
+                hydra_context=self.hydra_context,
+                task_function=task,
+                config=configs[i],
+                job_dir_key="hydra.sweep.dir",
+                job_subdir_key="hydra.sweep.subdir",
+            )
+            configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+            return ret
+
+        returns: list[Any] = [None] * len(configs)
+        for group in plan:
+            if len(group) == 1:
+                returns[group[0]] = run(group[0], self.task_function)
+                continue
+            staged = {i: run(i, _stage_job) for i in group}  # folders and configs, no training
+            values = train_stack([staged[i].return_value for i in group])
+            for i, value in zip(group, values, strict=True):
+                staged[i].return_value = value
+                returns[i] = staged[i]
+        return returns
+
+
+def _fresh(config: DictConfig) -> bool:
+    """Whether the job's folder was claimed for it and holds nothing yet (not a job being
+    continued or finished, which runs as always)."""
+    try:
+        folder = Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
+    except Exception:  # named by a value only the job knows
+        return False
+    return folder.is_dir() and not any(folder.iterdir())
+
+
+def _stage_job(cfg: DictConfig) -> Any:
+    """The task Hydra runs for a job of a stack: the job resolved in its folder, its config
+    saved by Hydra, nothing trained yet."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from mnistx.runs.job import Launch, resolve_job
+
+    hc = HydraConfig.get()
+    job = resolve_job(cfg, Launch(list(hc.overrides.task), dict(hc.runtime.choices), True))
+    OmegaConf.resolve(job.cfg)  # now, while Hydra's settings are this job's (output_dir)
+    return job

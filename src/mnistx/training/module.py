@@ -17,14 +17,14 @@ from torchmetrics.classification import MulticlassAccuracy
 from mnistx.compat.lightning import DirectHookName, attached_trainer
 from mnistx.compat.torch import restart_from_closed_form
 from mnistx.config.build import build, check_arguments, complete
-from mnistx.errors import DivergedError
 from mnistx.models.networks import build_network
+from mnistx.training.epochs import EpochRecord
 
 # Scheduler attributes set from the run's length (CosineAnnealingLR, OneCycleLR).
 _HORIZON = ("T_max", "total_steps", "_schedule_phases")
 
 
-class ClassifierModule(DirectHookName, L.LightningModule):
+class ClassifierModule(DirectHookName, EpochRecord, L.LightningModule):
     """Builds its parts from plain config dicts, so a checkpoint rebuilds itself.
 
     The hyperparameters saved in checkpoints are only those dicts (strings and numbers), never
@@ -32,10 +32,6 @@ class ClassifierModule(DirectHookName, L.LightningModule):
     Per-step work is kept to the forward/backward pass and metric accumulation; values are
     logged once per epoch.
     """
-
-    # Set per split in __init__ (setattr), named here for the type checker.
-    train_loss: MeanMetric
-    train_acc: MulticlassAccuracy
 
     def __init__(
         self,
@@ -123,34 +119,22 @@ class ClassifierModule(DirectHookName, L.LightningModule):
         logits = self.net(x)
         loss = self.criterion(logits, y)
         if split == "train":
-            self._epoch_outputs.append((loss.detach(), logits.detach().argmax(1), y))
-            # On the CPU the check is free; on a GPU it would sync every step, so there the
-            # epoch-end check below catches it.
-            if loss.device.type == "cpu" and not torch.isfinite(loss):
-                self._diverged(
-                    loss, f"at step {len(self._epoch_outputs)} of epoch {self.current_epoch + 1}"
-                )
+            self.note_train_step(loss, logits, y, self.current_epoch)
         else:
-            getattr(self, f"{split}_loss").update(loss, len(y))
-            getattr(self, f"{split}_acc").update(logits.argmax(1), y)
+            self.note_eval_step(split, loss, logits, y)
         return loss, logits
 
     def _log_epoch(self, split: str) -> dict[str, torch.Tensor]:
-        values = {}
-        for name in ("loss", "acc"):
-            metric = getattr(self, f"{split}_{name}")
-            values[f"{split}/{name}"] = metric.compute()
-            metric.reset()
-        self.log_dict(values, prog_bar=True, sync_dist=False)
+        values = self.epoch_values(split)
+        scores = {k: v for k, v in values.items() if k != "train/lr"}
+        self.log_dict(scores, prog_bar=True, sync_dist=False)
         # Every tracker's x-axis is the epoch (counted from 0, as history's index), not the
         # batch count: runs with different batch sizes line up.
         self.log("step", float(self.current_epoch), sync_dist=False)
-        if split == "train" and self._epoch_lr is not None:
-            values["train/lr"] = torch.tensor(self._epoch_lr)  # one tag for every optimizer
-            self.log("train/lr", self._epoch_lr, sync_dist=False)
+        if "train/lr" in values:
+            self.log("train/lr", float(values["train/lr"]), sync_dist=False)
         if split != "test" and not self.trainer.sanity_checking:
-            for key, value in values.items():
-                self.history.setdefault(key, []).append(float(value))
+            self.append_history(values)
         return values
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
@@ -165,38 +149,19 @@ class ClassifierModule(DirectHookName, L.LightningModule):
         return self._step("test", batch)[1].detach()
 
     def on_train_epoch_start(self) -> None:
-        self._epoch_outputs = []
-        # The learning rate this epoch trains with (a per-batch schedule: its first batch's).
         optimizers = self.trainer.optimizers
-        self._epoch_lr = float(optimizers[0].param_groups[0]["lr"]) if optimizers else None
+        self.start_train_epoch(float(optimizers[0].param_groups[0]["lr"]) if optimizers else None)
 
     def on_train_epoch_end(self) -> None:
-        if self._epoch_outputs:
-            losses, preds, targets = zip(*self._epoch_outputs, strict=True)
-            sizes = torch.tensor([len(t) for t in targets], device=losses[0].device)
-            self.train_loss.update(torch.stack(losses), sizes)
-            self.train_acc.update(torch.cat(preds), torch.cat(targets))
-            self._epoch_outputs = []
+        self.end_train_epoch()
         loss = self._log_epoch("train")["train/loss"]
-        if not torch.isfinite(loss):
-            self._diverged(loss, f"in epoch {self.current_epoch + 1}")
-
-    def _diverged(self, loss: torch.Tensor, where: str) -> None:
-        lr, value = self.hparams["optimizer"].get("lr"), float(loss.detach())
-        raise DivergedError(
-            f"Training diverged: train/loss became {value} {where} (optimizer.lr={lr}; "
-            "a too-high learning rate is the usual cause). Lower optimizer.lr, or try "
-            "+trainer.gradient_clip_val=1.0. Checkpoints of earlier epochs are kept."
-        )
+        self.check_finite(loss, f"in epoch {self.current_epoch + 1}")
 
     def on_validation_epoch_end(self) -> None:
         acc = self._log_epoch("val")["val/acc"]
         if self.trainer.sanity_checking:
             return
-        best_before = self.val_acc_best.compute() if self.best_epoch >= 0 else None
-        self.val_acc_best.update(acc)
-        if best_before is None or acc > best_before:
-            self.best_epoch = self.current_epoch
+        self.update_best(acc, self.current_epoch)
         self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
 
     def on_test_epoch_end(self) -> None:
@@ -238,7 +203,7 @@ class ClassifierModule(DirectHookName, L.LightningModule):
 
     def _fused_unsupported(self) -> bool:
         """Fused optimizers unscale fp16 gradients inside their step, so Lightning cannot clip
-        them first; that one combination falls back to the unfused implementation."""
+        them first: that combination falls back to the unfused one."""
         trainer = attached_trainer(self)
         return (
             trainer is not None

@@ -99,7 +99,7 @@ def _train(
             params = flat_hparams(cfg, choices)
             for logger in setup.loggers:
                 logger.log_hyperparams(params)
-            _write_model_summary(setup.module, setup.out / "model_summary.txt")
+            write_model_summary(setup.module, setup.out / "model_summary.txt")
         fitted = fit(setup, ckpt_path, run)
         results, tested = test(setup, fitted, run)
         return record(setup, fitted, results, tested, run)
@@ -290,7 +290,7 @@ def _time_to_target(target: float | None, fit: dict[str, float], seconds: float)
     }
 
 
-def _write_model_summary(module: Any, path: Path) -> None:
+def write_model_summary(module: Any, path: Path) -> None:
     """Lightning's summary (per-layer input/output shapes and parameter counts), as a file."""
     from lightning.pytorch.utilities.model_summary import ModelSummary
 

@@ -55,7 +55,10 @@ class Pictures(L.Callback):
         return drawing.image_grid(x[idx].cpu(), titles, wrong, dm.mean, dm.std, title)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        dm = trainer.datamodule  # type: ignore[attr-defined]
+        self.samples(trainer, trainer.datamodule)  # type: ignore[attr-defined]
+
+    def samples(self, trainer: L.Trainer, dm: Any) -> None:
+        """samples.png: the first training images of the run's split."""
         dm.setup("fit")
         x, y = dm.splits["train"].rows(slice(0, self.n))
         idx = torch.arange(len(x))
@@ -76,14 +79,12 @@ class Pictures(L.Callback):
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         history = getattr(pl_module, "history", None)  # ClassifierModule's per-epoch record
+        self.curves(trainer, history, trainer.current_epoch)
+
+    def curves(self, trainer: L.Trainer, history: dict | None, epoch: int) -> None:
+        """curves.png: the per-epoch record of the fit."""
         if history:
-            self._emit(
-                trainer,
-                drawing.curves_figure(history),
-                "curves",
-                "curves.png",
-                trainer.current_epoch,
-            )
+            self._emit(trainer, drawing.curves_figure(history), "curves", "curves.png", epoch)
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._test_probs: list[torch.Tensor] = []
