@@ -245,3 +245,56 @@ def test_stacked_jobs_on_cuda_equal_the_same_jobs_alone(tiny_data, tmp_path):
                 math.isclose(x, y, rel_tol=1e-3)
                 for x, y in zip(s["history"][key], a["history"][key], strict=True)
             ), (name, key)
+
+
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGINT"])
+def test_a_stopped_stacked_sweep_is_finished_by_resume_as_its_jobs_alone(tiny_data, tmp_path, sig):
+    """SIGKILL or Ctrl-C once the stack has written its jobs' first checkpoints (Ctrl-C: each
+    job recorded interrupted, the report written, exit 130); `resume=<sweep>` continues each
+    job alone from its own last.ckpt and ends where the job trained alone, uninterrupted,
+    ends."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    sweep = tmp_path / "sw"
+    # Batches of 2: epochs long enough to kill the stack after its first epoch.
+    common = [f"data.data_dir={tiny_data}", *TINY_OVERRIDES, "data.batch_size=2"]
+    common += ["trainer.max_epochs=3", "scheduler=none"]
+    args = ["-m", *common, "optimizer.lr=0.002,0.003", STACKED, f"hydra.sweep.dir={sweep}"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mnistx.train", *args],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.time() + 240
+    while len(list(sweep.glob("*/checkpoints/last.ckpt"))) < 2:
+        assert proc.poll() is None and time.time() < deadline, proc.stderr.read()
+        time.sleep(0.02)
+    proc.send_signal(getattr(signal, sig))
+    proc.wait(timeout=60)
+    if sig == "SIGKILL":
+        assert not list(sweep.glob("*/metrics.json"))
+    else:
+        assert proc.returncode == 130
+        assert proc.stderr.read().count("interrupted: continue with") == 1
+        records = _records(sweep)
+        assert [r["status"] for r in records.values()] == ["interrupted", "interrupted"]
+        assert "interrupted" in (sweep / "comparison.md").read_text()
+
+    done = run_cli(tmp_path, f"resume={sweep}")
+    assert "2 to continue from their checkpoints" in done.stdout + done.stderr
+    for i, job in enumerate(("optimizer.lr=0.002", "optimizer.lr=0.003")):
+        record = json.loads((sweep / job / "metrics.json").read_text())
+        assert record["status"] == "ok" and record["epochs"] == 3, job
+        (resume,) = record["resumes"]
+        assert 1 <= resume["from_epoch"] < 3
+        alone = tmp_path / f"alone{i}"
+        run_cli(tmp_path, *common, job, f"hydra.run.dir={alone}")
+        twin = json.loads((alone / "metrics.json").read_text())
+        assert _same(record["history"]["val/loss"], twin["history"]["val/loss"]), job
+        assert record["test/acc"] == pytest.approx(twin["test/acc"], abs=1e-6), job

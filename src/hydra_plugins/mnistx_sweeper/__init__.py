@@ -128,16 +128,23 @@ class StackedLauncher(Launcher):
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Any:
-        """A mistake in the settings: one paragraph and exit 1 (as the sweepers do)."""
+        """A mistake in the settings: one paragraph and exit 1 (as the sweepers do). A stack
+        stopped by Ctrl-C or SIGTERM: the report of the sweep so far, exit 130 or 143."""
         import sys
 
         from mnistx.errors import UserError
+        from mnistx.runs.records import Interrupted
+        from mnistx.sweeps.comparison import compare
 
         try:
             return self._launch(job_overrides, initial_job_idx)
         except UserError as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(1)
+        except Interrupted as e:  # the stack's jobs are recorded; report the sweep, as a job does
+            assert self.config is not None
+            compare([Path(self.config.hydra.sweep.dir)])
+            sys.exit(e.exit_code)
 
     def _launch(self, job_overrides: Sequence[Sequence[str]], first: int) -> list[Any]:
         from hydra.core.utils import configure_log, run_job, setup_globals

@@ -57,24 +57,27 @@ class StackedNetworks(nn.Module):
             for i, (layer, _) in enumerate(self.per_net[0])
             for kind, _ in layer.named_parameters(recurse=False)
         ]
-        self.stacked = nn.ParameterDict(
-            {
-                _key(i, kind): nn.Parameter(
+        # A list, in that order: the optimizer's state is matched to parameters by position.
+        self.stacked = nn.ParameterList(
+            [
+                nn.Parameter(
                     torch.stack([getattr(net[i][0], kind).detach() for net in self.per_net])
                 )
                 for i, kind in self.slots
-            }
+            ]
         )
+        self._position = {slot: j for j, slot in enumerate(self.slots)}
 
     def weight(self, i: int, kind: str) -> torch.Tensor | None:
-        return self.stacked.get(_key(i, kind), None)
+        j = self._position.get((i, kind))
+        return None if j is None else self.stacked[j]
 
     @torch.no_grad()
     def write_back(self) -> None:
         """Each network's parameters set to its slice of the stack."""
         for k, net in enumerate(self.per_net):
-            for i, kind in self.slots:
-                getattr(net[i][0], kind).copy_(self.stacked[_key(i, kind)][k])
+            for (i, kind), stacked in zip(self.slots, self.stacked, strict=True):
+                getattr(net[i][0], kind).copy_(stacked[k])
 
     def forward(self, x: torch.Tensor, training: bool, rng: Callable) -> torch.Tensor:
         k = self.k
@@ -111,10 +114,6 @@ class StackedNetworks(nn.Module):
                 kept = [d if d is not None else nn.Identity() for d in drops]
                 x = _per_net(x, kept, rng, grouped)
         return x
-
-
-def _key(i: int, kind: str) -> str:
-    return f"layer{i}_{kind}"
 
 
 def _shape(layer: nn.Module) -> tuple[Any, ...]:

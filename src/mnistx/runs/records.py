@@ -127,8 +127,10 @@ def record_interrupt(
     history: dict[str, Any],
     phase: str = "training",
     cause: str = "Ctrl-C",
+    say: bool = True,
 ) -> None:
-    """A sweep job's record names the command that finishes its whole sweep."""
+    """A sweep job's record names the command that finishes its whole sweep (`say`: and
+    stderr says it)."""
     sweep = (folder.parent / SWEEP_CONFIG).is_file() and not (folder / SWEEP_CONFIG).exists()
     command = resume_command(folder.parent if sweep else folder)
     what = "it and the rest of its sweep" if sweep else "it"
@@ -154,7 +156,8 @@ def record_interrupt(
             },
         ),
     )
-    print(f"interrupted: continue with {command}", file=sys.stderr)
+    if say:
+        print(f"interrupted: continue with {command}", file=sys.stderr)
 
 
 @dataclass

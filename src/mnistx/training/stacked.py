@@ -64,16 +64,35 @@ def fit_stacked(jobs: Sequence[Job]) -> StackedFit:
     for d in data:
         d.trainer = trainer
         d.setup("fit")
-    trainer.fit(
-        module,
-        train_dataloaders=Zipped([d.train_dataloader() for d in data]),
-        val_dataloaders=Zipped([d.val_dataloader() for d in data]),
-    )
+    try:
+        trainer.fit(
+            module,
+            train_dataloaders=Zipped([d.train_dataloader() for d in data]),
+            val_dataloaders=Zipped([d.val_dataloader() for d in data]),
+        )
+    except SystemExit:  # Lightning's graceful stop (Ctrl-C, SIGTERM): each job recorded
+        _interrupted(trainer, members)
+        raise
     module.write_back()
     for d in data:
         d.trainer = None
     # The Timer's training time, as a job alone reports it: the stack's, shared by its jobs.
     return StackedFit(timer.time_elapsed("train"), members)
+
+
+def _interrupted(trainer: L.Trainer, members: list[Member]) -> None:
+    """Each job of a stack Ctrl-C or SIGTERM stopped recorded as a job alone is (status
+    interrupted, resumable from its last checkpoint), then `Interrupted`."""
+    from mnistx.runs.records import Interrupted, record_interrupt
+
+    if not trainer.interrupted:
+        return
+    cause = "SIGTERM" if getattr(trainer, "received_sigterm", False) else "Ctrl-C"
+    if trainer.is_global_zero:
+        for i, m in enumerate(members):  # the command that finishes the sweep, said once
+            history, epoch = dict(m.module.history), trainer.current_epoch
+            record_interrupt(m.job.folder, m.job.run, epoch, history, cause=cause, say=i == 0)
+    raise Interrupted(cause) from None
 
 
 def _member(job: Job) -> Member:

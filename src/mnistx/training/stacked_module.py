@@ -150,7 +150,7 @@ class StackedModule(L.LightningModule):
         gradient (none for a job that left the stack)."""
         if self.views is None:
             return
-        stacked = list(self.stack.stacked.values())
+        stacked = list(self.stack.stacked)
         for k, views in enumerate(self.views):
             for view, p in zip(views, stacked, strict=True):
                 failed = self.members[k].failed or p.grad is None
@@ -200,7 +200,7 @@ class StackedModule(L.LightningModule):
         the same settings (a seed sweep), else one group per job, of views of its slices."""
         first = self.members[0].module
         options = [_group_options(m.module.make_optimizer) for m in self.members]
-        stacked = list(self.stack.stacked.values())
+        stacked = list(self.stack.stacked)
         if all(o == options[0] for o in options):
             groups = [{"params": stacked, **options[0]}]
         else:
