@@ -5,7 +5,8 @@ Runs `python -m mnistx.train -m ...` (the real MNIST files, default callbacks wi
 3-epoch jobs) for each sweep below, basic and stacked back to back in each round (this
 machine's speed drifts), and reports medians over the rounds: wall time, the speed-up
 (basic wall / stacked wall), the spread of the ratio over the rounds, and peak resident
-memory. Each stacked job's test accuracy is checked against its basic twin.
+memory. Each stacked job's test accuracy is checked against its basic twin (the largest gap
+is reported; more than a point fails: more than float rounding grown over the steps).
 
     python bench/stacked_sweep.py [--rounds 3] [--epochs 3] [--data-dir data]
                                   [--only mlp8,mlp16,lr_x_seed,cnn4]
@@ -35,8 +36,11 @@ SWEEPS = {
         "MLP, 4 lr x 2 seeds",
         ["optimizer.lr=3e-4,1e-3,3e-3,1e-2", "seed=0,1"],
     ),
-    # One epoch: a CNN epoch takes ~45 s on this CPU.
-    "cnn4": ("CNN, 4 seeds, 1 epoch", ["model=cnn", "seed=0,1,2,3", "trainer.max_epochs=1"]),
+    # A CNN epoch takes ~45 s on this CPU: one epoch of 200 batches.
+    "cnn4": (
+        "CNN, 4 seeds, 1 epoch of 200 batches",
+        ["model=cnn", "seed=0,1,2,3", "trainer.max_epochs=1", "++trainer.limit_train_batches=200"],
+    ),
 }
 
 
@@ -73,7 +77,6 @@ def main() -> None:
     common = [
         "-m",
         f"data.data_dir={Path(opts.data_dir).resolve()}",
-        f"trainer.max_epochs={opts.epochs}",
         "trainer.enable_progress_bar=false",
     ]
     rows = []
@@ -81,6 +84,8 @@ def main() -> None:
         cwd = Path(tmp)
         for name in opts.only.split(","):
             label, swept = SWEEPS[name]
+            if not any(a.startswith("trainer.max_epochs=") for a in swept):
+                swept = [*swept, f"trainer.max_epochs={opts.epochs}"]
             basic, stacked, ratios, mem_b, mem_s, gaps = [], [], [], [], [], []
             for r in range(opts.rounds):
                 b_dir, s_dir = cwd / f"{name}-basic{r}", cwd / f"{name}-stacked{r}"
@@ -91,7 +96,7 @@ def main() -> None:
                 )
                 a, s = accuracies(b_dir), accuracies(s_dir)
                 worst = max(abs(a[k] - s[k]) for k in a)
-                if a.keys() != s.keys() or worst > 2e-3:
+                if a.keys() != s.keys() or worst > 0.01:  # a point: more than rounding
                     raise SystemExit(f"{name}: stacked test/acc differs from basic by {worst}")
                 gaps.append(worst)
                 basic.append(wb)

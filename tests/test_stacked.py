@@ -199,6 +199,10 @@ def test_jobs_stack_when_they_differ_only_in_per_model_values():
     assert "prelu" in why_alone(_cfg("model.activation=prelu"))
     assert "DDP" in why_alone(_cfg("trainer=ddp"))
     assert "EMA" in why_alone(_cfg("callbacks=ema"))
+    from mnistx.runs.compose import compose_config
+
+    optuna = compose_config(["output_dir=/tmp/x", "hparams_search=optuna"], with_hydra=True)
+    assert "Optuna" in why_alone(optuna)  # each trial reports to its pruner: alone
     configs = [_cfg(f"seed={s}") for s in range(5)] + [_cfg("model.batch_norm=true")]
     assert groups(configs, 2, fresh=[True] * 6) == [[0, 1], [2, 3], [4], [5]]
     assert groups(configs, 8, fresh=[True, False, True, True, True, True]) == [
