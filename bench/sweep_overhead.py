@@ -5,6 +5,8 @@ real MNIST files) and reads each job's training time from its metrics.json:
 
   1-job sweep      F = wall - train: the fixed cost (start-up, imports, the report)
   5-job sweep      seeds 1-5 of the same job: per-job cost (wall5 - sum(train5) - F) / 4,
+                   and, steadier, from inside each sweep: the time between two jobs' ends
+                   minus the later job's training (a value per job, their median and range)
                    (and, once, for 5 learning rates at one seed, whose jobs share a data split)
                    and the efficiency sum(train5) / wall5 (medians of --repeats pairs, each
                    pair run back to back: this machine's speed drifts)
@@ -56,6 +58,17 @@ def train_seconds(folder: Path) -> list[float]:
     return [json.loads(f.read_text())["train_seconds"] for f in files]
 
 
+def per_job_costs(folder: Path) -> list[float]:
+    """Each job's cost beyond its training, inside one sweep: the time from the previous
+    job's end (its metrics.json written) to this job's end, minus this job's training. One
+    value per job after the first, all from one run: no difference of whole runs, whose
+    fixed costs drift by a second here."""
+    records = sorted(folder.glob("*/metrics.json"), key=lambda f: f.stat().st_mtime)
+    ends = [f.stat().st_mtime for f in records]
+    trains = [json.loads(f.read_text())["train_seconds"] for f in records]
+    return [ends[i] - ends[i - 1] - trains[i] for i in range(1, len(records))]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
@@ -73,11 +86,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cwd = Path(tmp)
         trials = []  # (wall1, fixed, wall5, train5, per-job), a 1-job and a 5-job sweep each
+        inside: list[float] = []  # per-job costs measured inside each 5-job sweep
         for r in range(opts.repeats):
             wall1, _ = run(["-m", *common, "seed=1", f"hydra.sweep.dir={cwd}/one{r}"], cwd)
             fixed = wall1 - sum(train_seconds(cwd / f"one{r}"))
             wall5, _ = run(["-m", *common, "seed=1,2,3,4,5", f"hydra.sweep.dir={cwd}/five{r}"], cwd)
             train5 = sum(train_seconds(cwd / f"five{r}"))
+            inside += per_job_costs(cwd / f"five{r}")
             trials.append((wall1, fixed, wall5, train5, (wall5 - train5 - fixed) / 4))
         wall1, fixed, wall5, train5, per_job = (
             statistics.median(t[i] for t in trials) for i in range(5)
@@ -91,6 +106,11 @@ def main() -> None:
             (
                 "cost per job beyond training: (wall5 - train5 - F) / 4",
                 f"{per_job:.2f} s (each try: {', '.join(f'{t[4]:.2f}' for t in trials)})",
+            ),
+            (
+                "cost per job beyond training, inside each 5-job sweep: median (range)",
+                f"{statistics.median(inside):.2f} s ({min(inside):.2f}-{max(inside):.2f}, "
+                f"{len(inside)} jobs)",
             ),
             ("5-job efficiency: train5 / wall5", f"{train5 / wall5:.2f}"),
         ]
