@@ -21,13 +21,14 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from sweep_overhead import run  # noqa: E402  (`python -m mnistx.train ARGS`: wall, memory)
 
 SWEEPS = {
     "mlp8": ("MLP, 8 seeds", ["seed=" + ",".join(map(str, range(8)))]),
@@ -42,22 +43,6 @@ SWEEPS = {
         ["model=cnn", "seed=0,1,2,3", "trainer.max_epochs=1", "++trainer.limit_train_batches=200"],
     ),
 }
-
-
-def run(args: list[str], cwd: Path) -> tuple[float, int]:
-    """Wall seconds and peak resident memory (MiB) of `python -m mnistx.train ARGS`."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mnistx.train", *args],
-        cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: mnistx.train {' '.join(args)}\n{proc.stderr.read().decode()}")
-    return wall, usage.ru_maxrss // 1024
 
 
 def accuracies(folder: Path) -> dict[str, float]:

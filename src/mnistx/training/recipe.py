@@ -161,17 +161,10 @@ def fit(setup: Setup, ckpt_path: Path | None, run: RunInfo) -> Fitted:
         _interrupted(setup, run, "training")
         raise
     history = dict(module.history)  # before testing loads the best checkpoint's copy
-    compiled = None
-    if compiled_before is not None:
-        compiled = (compile_seconds() or 0.0) - compiled_before
-    # From the module's per-epoch record rather than trainer.callback_metrics: a resume of a
-    # run that had finished fitting (killed while testing) fits nothing, and has none.
-    metrics = {k: v[-1] for k, v in history.items() if v}
-    if module.best_epoch >= 0:
-        metrics["val/acc_best"] = float(module.val_acc_best.compute())
+    compiled = None if compiled_before is None else (compile_seconds() or 0.0) - compiled_before
     return Fitted(
         history=history,
-        metrics=metrics,
+        metrics=fitted_metrics(module, history),
         epochs=trainer.current_epoch,  # completed epochs
         train_seconds=setup.timer.time_elapsed("train") - (compiled or 0.0),
         compile_seconds=compiled,
@@ -183,6 +176,15 @@ def fit(setup: Setup, ckpt_path: Path | None, run: RunInfo) -> Fitted:
         # An Optuna trial its pruner stopped: what it learned so far is its result, untested.
         pruned_at=pruned_epoch(trainer.callbacks),  # type: ignore[attr-defined]
     )
+
+
+def fitted_metrics(module: ClassifierModule, history: dict[str, list[float]]) -> dict[str, float]:
+    """The last epoch's values and val/acc_best, from the module's record (a resume of a run
+    killed while testing fits nothing, so trainer.callback_metrics has none)."""
+    metrics = {k: v[-1] for k, v in history.items() if v}
+    if module.best_epoch >= 0:
+        metrics["val/acc_best"] = float(module.val_acc_best.compute())
+    return metrics
 
 
 def test(

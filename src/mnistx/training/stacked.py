@@ -9,6 +9,7 @@ summary and pictures, the test of its best checkpoint, its metrics.json.
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,13 +22,12 @@ from lightning.pytorch.callbacks import Timer
 
 from mnistx.compat.lightning import NullProfiler, skip_idle_hooks
 from mnistx.config.build import build
-from mnistx.config.checks import check_config
 from mnistx.errors import UserError
 from mnistx.runs.job import Job
-from mnistx.training.module import ClassifierModule
-from mnistx.training.runtime import quiet_libraries
 from mnistx.training.stacked_checkpoints import MemberCheckpoints
 from mnistx.training.stacked_module import Member, StackedModule, Zipped
+
+log = logging.getLogger("mnistx")
 
 
 @dataclass
@@ -39,26 +39,20 @@ class StackedFit:
 
 
 def fit_stacked(jobs: Sequence[Job]) -> StackedFit:
-    """Build every job as it would be built alone, then fit them stacked in one Trainer."""
-    quiet_libraries()
-    first = jobs[0].cfg
-    if first.get("threads"):
-        torch.set_num_threads(first.threads)
+    """Build every job as the solo recipe builds it, then fit them stacked in one Trainer."""
     members = [_member(job) for job in jobs]
     data = [m.data for m in members]
     timer = Timer(verbose=False)
     module = StackedModule(members)
-    trainer_cfg = first.trainer
-    lean: dict[str, Any] = {"profiler": NullProfiler()}
     trainer = build(
         "trainer",
-        trainer_cfg,
+        jobs[0].cfg.trainer,
         callbacks=[timer, MemberCheckpoints(members, timer)],
         logger=False,
         enable_checkpointing=True,  # MemberCheckpoints is its checkpoint callback
         enable_progress_bar=False,
         enable_model_summary=False,
-        **lean,
+        profiler=NullProfiler(),
     )
     skip_idle_hooks(trainer.callbacks)
     for d in data:
@@ -96,19 +90,13 @@ def _interrupted(trainer: L.Trainer, members: list[Member]) -> None:
 
 
 def _member(job: Job) -> Member:
-    cfg = job.cfg
-    check_config(cfg)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    data = build("data", cfg.data)
-    data.prepare_data()
-    module = ClassifierModule.from_config(cfg)
-    rng = torch.get_rng_state()  # seeded, after the weights drew theirs: as alone
+    """The job built by the solo recipe (its checks, seed, data, network, callbacks,
+    trackers and Trainer), and its random state as it would start training alone."""
+    from mnistx.training.recipe import build_run
+
+    setup = build_run(job.cfg, (), job.run)
     cuda_rng = torch.cuda.get_rng_state() if torch.cuda.is_available() else None
-    checkpoints = {
-        "best": build("callbacks.model_checkpoint", cfg.callbacks.model_checkpoint),
-        "last": build("callbacks.last_checkpoint", cfg.callbacks.last_checkpoint),
-    }
-    return Member(job, module, data, rng, cuda_rng, checkpoints=checkpoints)
+    return Member(job, setup, torch.get_rng_state(), cuda_rng)
 
 
 def finish_job(member: Member, fit: StackedFit) -> dict[str, Any]:
@@ -117,41 +105,29 @@ def finish_job(member: Member, fit: StackedFit) -> dict[str, Any]:
     test of its best checkpoint and metrics.json. A job that left the stack gets what a job
     alone that diverged has: the records of its start and its failure."""
     from mnistx.runs.records import record_failure
-    from mnistx.training.loggers import close_trackers
-    from mnistx.training.recipe import Fitted, build_run, record, test
+    from mnistx.training.recipe import Fitted, fitted_metrics, record, test
 
-    job, trained = member.job, member.module
-    setup = build_run(job.cfg, (), job.run)
-    try:
-        history = {k: list(v) for k, v in trained.history.items()}
-        _start_records(setup, member, history)
-        if member.failed:
-            record_failure(job.folder, job.run, member.failed)
-            return {"status": "failed", "reason": member.failed}
-        epochs = len(history.get("val/acc", []))
-        for pictures in _pictures(setup):
-            pictures.curves(setup.trainer, history, epochs)
-        module = setup.module
-        module.load_state_dict(trained.state_dict())
-        module.history, module.best_epoch = history, trained.best_epoch
-        module.val_acc_best = trained.val_acc_best
-        metrics = {k: v[-1] for k, v in history.items() if v}
-        if trained.best_epoch >= 0:
-            metrics["val/acc_best"] = float(trained.val_acc_best.compute())
-        best = Path(member.checkpoints["best"].dirpath or ".") / "best.ckpt"
-        fitted = Fitted(
-            history=history,
-            metrics=metrics,
-            epochs=epochs,
-            train_seconds=fit.seconds,
-            compile_seconds=None,
-            best_checkpoint=str(best) if best.exists() else "",
-            pruned_at=None,
-        )
-        results, tested = test(setup, fitted, job.run)
-        return record(setup, fitted, results, tested, job.run)
-    finally:
-        close_trackers(setup.loggers)
+    job, setup = member.job, member.setup
+    history = {k: list(v) for k, v in member.module.history.items()}
+    _start_records(setup, member, history)
+    if member.failed:
+        record_failure(job.folder, job.run, member.failed)
+        return {"status": "failed", "reason": member.failed}
+    epochs = len(history.get("val/acc", []))
+    for pictures in _pictures(setup):
+        pictures.curves(setup.trainer, history, epochs)
+    best = Path(member.checkpoint(monitored=True).dirpath or ".") / "best.ckpt"
+    fitted = Fitted(
+        history=history,
+        metrics=fitted_metrics(member.module, history),
+        epochs=epochs,
+        train_seconds=fit.seconds,
+        compile_seconds=None,
+        best_checkpoint=str(best) if best.exists() else "",
+        pruned_at=None,
+    )
+    results, tested = test(setup, fitted, job.run)
+    return record(setup, fitted, results, tested, job.run)
 
 
 def _start_records(setup: Any, member: Member, history: dict[str, list[float]]) -> None:
@@ -181,28 +157,51 @@ def _pictures(setup: Any) -> list[Any]:
 
 def train_stack(jobs: list[Any]) -> list[float | None]:
     """Fit the jobs stacked, then test and record each; a job's val/acc_best, or None for
-    one that failed (recorded in its folder, as a failed job of any sweep is)."""
+    one that failed or could not run (recorded in its folder, as such a job of any sweep is:
+    the sweep goes on)."""
     from mnistx.runs.lock import hold, release
-    from mnistx.runs.records import record_failure
+    from mnistx.training.loggers import close_trackers
 
-    held = []
+    held, members = [], []
     try:
         for job in jobs:
             hold(job.folder)
             held.append(job.folder)
-        fit = fit_stacked(jobs)
+        try:
+            fit = fit_stacked(jobs)
+        except Exception as e:  # (Interrupted, Ctrl-C, is not an Exception: it ends the sweep)
+            for job in jobs:
+                _failed(job, e)
+            return [None] * len(jobs)
+        members = fit.members
         values: list[float | None] = []
-        for member in fit.members:
-            job = member.job
+        for member in members:
             try:
                 metrics = finish_job(member, fit)
-            except UserError as e:
-                record_failure(job.folder, job.run, str(e))
-                metrics = {"status": "failed", "reason": str(e)}
-            if metrics.get("status") == "failed":
-                print(f"error: {metrics['reason']}", file=sys.stderr)
+            except Exception as e:
+                metrics = _failed(member.job, e)
+            if metrics.get("status") == "failed" and member.failed:
+                print(f"error: {member.failed}", file=sys.stderr)
             values.append(metrics.get("val/acc_best"))
         return values
     finally:
+        for member in members:
+            close_trackers(member.setup.loggers)
         for folder in held:
             release(folder)
+
+
+def _failed(job: Job, error: BaseException) -> dict[str, Any]:
+    """A job that could not run (skipped) or failed, recorded and said as alone."""
+    from mnistx.errors import UnavailableError
+    from mnistx.runs.records import record_failure
+
+    if isinstance(error, UserError):
+        status = "skipped" if isinstance(error, UnavailableError) else "failed"
+        record_failure(job.folder, job.run, str(error), status)
+        print(f"{status if status == 'skipped' else 'error'}: {error}", file=sys.stderr)
+        return {"status": status, "reason": str(error)}
+    reason = f"{type(error).__name__}: {error}"
+    record_failure(job.folder, job.run, reason)
+    log.exception("job failed; the sweep goes on (outputs in %s)", job.folder)
+    return {"status": "failed", "reason": reason}

@@ -61,7 +61,7 @@ class MemberCheckpoints(Checkpoint):
                 continue
             module = member.module
             improved = module.best_epoch == trainer.current_epoch
-            best, last = member.checkpoints["best"], member.checkpoints["last"]
+            best, last = member.checkpoint(monitored=True), member.checkpoint(monitored=False)
             folder = Path(best.dirpath or ".")
             score = module.val_acc_best.compute() if module.best_epoch >= 0 else None
             best_score: Any = score

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import lightning.pytorch as L
@@ -28,19 +28,34 @@ from mnistx.models.losses import CrossEntropy
 from mnistx.models.stacked import StackedNetworks
 from mnistx.runs.job import Job
 from mnistx.training.module import ClassifierModule
+from mnistx.training.recipe import Setup
 
 
 @dataclass
 class Member:
-    """One job in the stack."""
+    """One job in the stack: what the solo recipe built for it (its data, module, Trainer
+    with its callbacks and trackers; the Trainer tests it after the stack has trained it)."""
 
     job: Job
-    module: ClassifierModule
-    data: L.LightningDataModule
+    setup: Setup
     rng: torch.Tensor  # the job's torch random state between its draws
     cuda_rng: torch.Tensor | None = None
     failed: str | None = None  # why it left the stack
-    checkpoints: dict[str, ModelCheckpoint] = field(default_factory=dict)
+
+    @property
+    def module(self) -> ClassifierModule:
+        return self.setup.module
+
+    @property
+    def data(self) -> L.LightningDataModule:
+        return self.setup.datamodule
+
+    def checkpoint(self, monitored: bool) -> ModelCheckpoint:
+        """Its best (val/acc) or last checkpoint callback, as the config built them."""
+        callbacks = self.setup.trainer.checkpoint_callbacks
+        return next(
+            c for c in callbacks if isinstance(c, ModelCheckpoint) and bool(c.monitor) == monitored
+        )
 
 
 class Zipped:
