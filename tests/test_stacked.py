@@ -302,3 +302,29 @@ def test_a_stopped_stacked_sweep_is_finished_by_resume_as_its_jobs_alone(tiny_da
         twin = json.loads((alone / "metrics.json").read_text())
         assert _same(record["history"]["val/loss"], twin["history"]["val/loss"]), job
         assert record["test/acc"] == pytest.approx(twin["test/acc"], abs=1e-6), job
+
+
+def test_a_stack_that_cannot_run_is_recorded_as_its_jobs_alone_and_the_sweep_goes_on(
+    cli_here, tiny_data, tmp_path
+):
+    """A GPU asked for on a machine without one: each job skipped with the message it gets
+    alone, the report written, exit 0 (as a sweep of jobs that cannot run)."""
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without a GPU")
+    sweep = tmp_path / "sw"
+    code, _, err = cli_here(
+        tmp_path,
+        "-m",
+        f"data.data_dir={tiny_data}",
+        *TINY_OVERRIDES,
+        "trainer.accelerator=gpu",
+        "seed=0,1",
+        STACKED,
+        f"hydra.sweep.dir={sweep}",
+    )
+    assert code == 0 and "Traceback" not in err, err
+    records = _records(sweep)
+    assert [r["status"] for r in records.values()] == ["skipped", "skipped"]
+    assert all("gpu" in r["reason"].lower() for r in records.values())
+    assert err.count("skipped: ") == 2
+    assert (sweep / "comparison.md").exists()
