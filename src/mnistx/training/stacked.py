@@ -92,9 +92,12 @@ def _interrupted(trainer: L.Trainer, members: list[Member]) -> None:
 def _member(job: Job) -> Member:
     """The job built by the solo recipe (its checks, seed, data, network, callbacks,
     trackers and Trainer), and its random state as it would start training alone."""
-    from mnistx.training.recipe import build_run
+    from mnistx.training.recipe import build_run, write_model_summary
 
     setup = build_run(job.cfg, (), job.run)
+    # As alone, before the fit: the network as built (its dtype too; the stack's Trainer
+    # converts it for trainer.precision=64-true).
+    write_model_summary(setup.module, setup.out / "model_summary.txt")
     cuda_rng = torch.cuda.get_rng_state() if torch.cuda.is_available() else None
     return Member(job, setup, torch.get_rng_state(), cuda_rng)
 
@@ -134,7 +137,6 @@ def _start_records(setup: Any, member: Member, history: dict[str, list[float]]) 
     """What a fit alone writes as it starts and as each epoch ends (bar the per-epoch
     misclassified images, drawn from weights the stack no longer holds)."""
     from mnistx.training.hparams import flat_hparams
-    from mnistx.training.recipe import write_model_summary
 
     params = flat_hparams(member.job.cfg, member.job.choices)
     val = history.get("val/acc", [])
@@ -144,7 +146,6 @@ def _start_records(setup: Any, member: Member, history: dict[str, list[float]]) 
             values = {k: v[epoch] for k, v in history.items() if epoch < len(v)}
             logger.log_metrics({**values, "val/acc_best": max(val[: epoch + 1])}, epoch)
         logger.save()
-    write_model_summary(setup.module, setup.out / "model_summary.txt")
     for pictures in _pictures(setup):
         pictures.samples(setup.trainer, setup.datamodule)
 
