@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 from helpers import TINY_OVERRIDES, run_cli, snapshot
 
+# The tests share one module fixture (`place`, ~27 s): on one xdist worker it is built once.
+pytestmark = pytest.mark.xdist_group("write_guard")
+
 
 @pytest.fixture(scope="module")
 def place(tiny_data, tmp_path_factory) -> Path:
