@@ -8,6 +8,7 @@ import json
 import math
 from pathlib import Path
 
+import optuna
 import pytest
 import torch
 from helpers import TINY_OVERRIDES, run_cli
@@ -207,7 +208,7 @@ def test_jobs_stack_when_they_differ_only_in_per_model_values():
     from mnistx.runs.compose import compose_config
 
     optuna = compose_config(["output_dir=/tmp/x", "hparams_search=optuna"], with_hydra=True)
-    assert "Optuna" in why_alone(optuna)  # each trial reports to its pruner: alone
+    assert why_alone(optuna) is None  # a trial stacks, reporting to its pruner from the stack
     configs = [_cfg(f"seed={s}") for s in range(5)] + [_cfg("model.batch_norm=true")]
     assert groups(configs, 2, fresh=[True] * 6) == [[0, 1], [2, 3], [4], [5]]
     assert groups(configs, 8, fresh=[True, False, True, True, True, True]) == [
@@ -333,3 +334,51 @@ def test_a_stack_that_cannot_run_is_recorded_as_its_jobs_alone_and_the_sweep_goe
     assert all("gpu" in r["reason"].lower() for r in records.values())
     assert err.count("skipped: ") == 2
     assert (sweep / "comparison.md").exists()
+
+
+def test_an_optuna_batch_trains_stacked_and_a_pruned_trial_leaves_its_stack(tiny_data, tmp_path):
+    """Four trials in a fixed order, two at a time (hydra.sweeper.n_jobs=2), each batch one
+    stack: lr 1e-4 and 3e-4 complete; then 1e-9, which learns nothing, is pruned after its
+    first epoch (judged against the first batch) while its stack-mate 3e-3 (ahead of the
+    first batch's median at every epoch) trains on to the end, as the same trial alone
+    (float64: to the last digit)."""
+    sweep_dir = tmp_path / "search"
+    sweep_dir.mkdir()
+    storage = f"sqlite:///{sweep_dir / 'optuna.db'}"
+    study = optuna.create_study(study_name="mnistx", storage=storage, direction="maximize")
+    for lr in (0.0001, 0.0003, 1e-9, 0.003):
+        study.enqueue_trial({"optimizer.lr": lr})
+    args = [f"data.data_dir={tiny_data}", *TINY_OVERRIDES, "trainer.max_epochs=3"]
+    args.append("trainer.precision=64-true")
+    searched = run_cli(
+        tmp_path,
+        "-m",
+        "hydra/sweeper=optuna",
+        STACKED,
+        *args,
+        "optimizer.lr=choice(0.0001,0.0003,1e-9,0.003)",
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.pruner_args={n_startup_trials:1}",
+        f"hydra.sweep.dir={sweep_dir}",
+    )
+    said = searched.stdout + searched.stderr
+    assert said.count("Launching 2 jobs: 2 stacked") == 2, said
+    study = optuna.load_study(study_name="mnistx", storage=storage)
+    states = [t.state.name for t in study.trials]
+    assert states == ["COMPLETE", "COMPLETE", "PRUNED", "COMPLETE"]
+    assert list(study.trials[2].intermediate_values) == [0]
+    assert len(study.trials[3].intermediate_values) == 3
+    pruned = _records(sweep_dir)["optimizer.lr=1e-09"]
+    assert pruned["status"] == "pruned" and pruned["pruned_at_epoch"] == 1
+    assert pruned["epochs"] == 1 and pruned["test/acc"] is None  # stopped, not tested
+    assert len(pruned["history"]["train/loss"]) == len(pruned["history"]["val/loss"]) == 1
+    last = torch.load(
+        sweep_dir / "optimizer.lr=1e-09" / "checkpoints" / "last.ckpt", weights_only=True
+    )
+    assert last["epoch"] == 0  # its checkpoint of the epoch it was pruned after, as alone
+    mate = _records(sweep_dir)["optimizer.lr=0.003"]
+    run_cli(tmp_path, *args, "optimizer.lr=0.003", "hydra.run.dir=alone")
+    alone = json.loads((tmp_path / "alone" / "metrics.json").read_text())
+    assert mate["status"] == "ok" and mate["history"] == alone["history"]
+    assert mate["test/acc"] == alone["test/acc"]

@@ -29,44 +29,55 @@ class TrialReporter(Callback):
         self.pruned_epoch: int | None = None  # counted from 1
 
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
-        if stage != "fit" or not trainer.is_global_zero or self.trial is not None:
-            return
+        if stage == "fit" and trainer.is_global_zero:
+            self.open()
 
+    def open(self) -> None:
+        """Find this job's trial in its study (once; none for a multi-objective study)."""
         from mnistx.hpo.settings import objectives
         from mnistx.hpo.study import open_study
 
-        if len(objectives(self.sweeper)) > 1:
+        if self.trial is not None or len(objectives(self.sweeper)) > 1:
             return  # Optuna takes intermediate values of single-objective trials only
         study = open_study(self.sweeper, self.max_epochs, create=False)
         (frozen,) = [t for t in study.get_trials(deepcopy=False) if t.number == self.number]
         self.trial = live_trial(study, frozen)
 
+    def report(self, value: float, epoch: int) -> bool:
+        """val/acc after `epoch` (from 0) to the trial; whether the pruner stops it."""
+        if self.trial is None:
+            return False
+        try:
+            self.trial.report(value, step=epoch)
+            return self.prunes and bool(self.trial.should_prune())
+        except Exception as e:  # e.g. the trial was closed: its search was stopped
+            log.warning(
+                "Stopped reporting to Optuna trial #%d (%s); training goes on.", self.number, e
+            )
+            self.trial = None
+            return False
+
+    def stop(self, epoch: int) -> None:
+        """Pruned after `epoch` (from 0): said once, recorded by the recipe."""
+        self.pruned_epoch = epoch + 1
+        log.info(
+            "Optuna pruned trial #%d after epoch %d: its val/acc is below the "
+            "study's bar (hydra.sweeper.pruner=%s).",
+            self.number,
+            self.pruned_epoch,
+            self.sweeper.pruner,
+        )
+
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         if trainer.sanity_checking:
             return
-        prune = False
         value = trainer.callback_metrics.get("val/acc")
-        if self.trial is not None and value is not None:
-            try:
-                self.trial.report(float(value), step=trainer.current_epoch)
-                prune = self.prunes and self.trial.should_prune()
-            except Exception as e:  # e.g. the trial was closed: its search was stopped
-                log.warning(
-                    "Stopped reporting to Optuna trial #%d (%s); training goes on.", self.number, e
-                )
-                self.trial = None
+        prune = value is not None and self.report(float(value), trainer.current_epoch)
         if trainer.world_size > 1:  # every rank stops together
             prune = bool(trainer.strategy.broadcast(prune, src=0))
         if prune:
-            self.pruned_epoch = trainer.current_epoch + 1
+            self.stop(trainer.current_epoch)
             trainer.should_stop = True
-            log.info(
-                "Optuna pruned trial #%d after epoch %d: its val/acc is below the "
-                "study's bar (hydra.sweeper.pruner=%s).",
-                self.number,
-                self.pruned_epoch,
-                self.sweeper.pruner,
-            )
 
 
 def reporter(hydra_cfg: Any, max_epochs: int | None) -> TrialReporter | None:

@@ -87,8 +87,6 @@ def why_alone(cfg: DictConfig) -> str | None:
             and cfg.callbacks.model_checkpoint.get("save_on_train_epoch_end") is not None,
         ),
     ]
-    sweeper = str(OmegaConf.select(cfg, "hydra.sweeper._target_", default=""))
-    checks.append(("an Optuna trial (reported to its pruner every epoch)", "Optuna" in sweeper))
     for reason, applies in checks:
         if applies:
             return reason

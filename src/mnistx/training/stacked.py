@@ -38,9 +38,11 @@ class StackedFit:
     members: list[Member]
 
 
-def fit_stacked(jobs: Sequence[Job]) -> StackedFit:
-    """Build every job as the solo recipe builds it, then fit them stacked in one Trainer."""
-    members = [_member(job) for job in jobs]
+def fit_stacked(jobs: Sequence[Job], callbacks: Sequence[Sequence[Any]] = ()) -> StackedFit:
+    """Build every job as the solo recipe builds it (with its own extra `callbacks`: an Optuna
+    trial's reporter), then fit them stacked in one Trainer."""
+    extras = callbacks or [()] * len(jobs)
+    members = [_member(job, extra) for job, extra in zip(jobs, extras, strict=True)]
     data = [m.data for m in members]
     timer = Timer(verbose=False)
     module = StackedModule(members)
@@ -55,6 +57,9 @@ def fit_stacked(jobs: Sequence[Job]) -> StackedFit:
         profiler=NullProfiler(),
     )
     skip_idle_hooks(trainer.callbacks)
+    for m in members:  # an Optuna trial's job reports to its trial, as alone
+        if m.reporter is not None:
+            m.reporter.open()
     for d in data:
         d.trainer = trainer
         d.setup("fit")
@@ -89,12 +94,12 @@ def _interrupted(trainer: L.Trainer, members: list[Member]) -> None:
     raise Interrupted(cause) from None
 
 
-def _member(job: Job) -> Member:
+def _member(job: Job, callbacks: Sequence[Any]) -> Member:
     """The job built by the solo recipe (its checks, seed, data, network, callbacks,
     trackers and Trainer), and its random state as it would start training alone."""
     from mnistx.training.recipe import build_run, write_model_summary
 
-    setup = build_run(job.cfg, (), job.run)
+    setup = build_run(job.cfg, callbacks, job.run)
     # As alone, before the fit: the network as built (its dtype too; the stack's Trainer
     # converts it for trainer.precision=64-true).
     write_model_summary(setup.module, setup.out / "model_summary.txt")
@@ -127,7 +132,7 @@ def finish_job(member: Member, fit: StackedFit) -> dict[str, Any]:
         train_seconds=fit.seconds,
         compile_seconds=None,
         best_checkpoint=str(best) if best.exists() else "",
-        pruned_at=None,
+        pruned_at=member.pruned,
     )
     results, tested = test(setup, fitted, job.run)
     return record(setup, fitted, results, tested, job.run)
@@ -156,10 +161,10 @@ def _pictures(setup: Any) -> list[Any]:
     return [c for c in setup.trainer.callbacks if isinstance(c, Pictures)]
 
 
-def train_stack(jobs: list[Any]) -> list[float | None]:
-    """Fit the jobs stacked, then test and record each; a job's val/acc_best, or None for
-    one that failed or could not run (recorded in its folder, as such a job of any sweep is:
-    the sweep goes on)."""
+def train_stack(jobs: Sequence[Job], callbacks: Sequence[Sequence[Any]] = ()) -> list[float | None]:
+    """Fit the jobs stacked (each with its extra `callbacks`), then test and record each; a
+    job's val/acc_best, or None for one that failed or could not run (recorded in its folder,
+    as such a job of any sweep is: the sweep goes on)."""
     from mnistx.runs.lock import hold, release
     from mnistx.training.loggers import close_trackers
 
@@ -169,7 +174,7 @@ def train_stack(jobs: list[Any]) -> list[float | None]:
             hold(job.folder)
             held.append(job.folder)
         try:
-            fit = fit_stacked(jobs)
+            fit = fit_stacked(jobs, callbacks)
         except Exception as e:  # (Interrupted, Ctrl-C, is not an Exception: it ends the sweep)
             for job in jobs:
                 _failed(job, e)

@@ -57,7 +57,7 @@ class MemberCheckpoints(Checkpoint):
             "predict_loop": trainer.predict_loop.state_dict(),
         }
         for k, member in enumerate(self.members):
-            if member.failed:
+            if not member.active(trainer.current_epoch):  # failed, or pruned before
                 continue
             module = member.module
             improved = module.best_epoch == trainer.current_epoch

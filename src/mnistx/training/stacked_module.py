@@ -24,6 +24,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from mnistx.config.build import build
 from mnistx.errors import DivergedError
+from mnistx.hpo.trial import TrialReporter
 from mnistx.models.losses import CrossEntropy
 from mnistx.models.stacked import StackedNetworks
 from mnistx.runs.job import Job
@@ -41,6 +42,17 @@ class Member:
     rng: torch.Tensor  # the job's torch random state between its draws
     cuda_rng: torch.Tensor | None = None
     failed: str | None = None  # why it left the stack
+    pruned: int | None = None  # the epoch (from 1) after which its Optuna trial was pruned
+
+    def active(self, epoch: int) -> bool:
+        """Whether it trains in `epoch` (from 0): not failed, not pruned before it."""
+        return not self.failed and (self.pruned is None or self.pruned > epoch)
+
+    @property
+    def reporter(self) -> TrialReporter | None:
+        """Its Optuna trial's reporter (among the callbacks the solo recipe built for it)."""
+        callbacks = self.setup.trainer.callbacks  # type: ignore[attr-defined]
+        return next((c for c in callbacks if isinstance(c, TrialReporter)), None)
 
     @property
     def module(self) -> ClassifierModule:
@@ -125,7 +137,7 @@ class StackedModule(L.LightningModule):
         ys = torch.stack([y for _, y in batches])
         losses = self._losses(logits, ys)
         seen, preds = losses.detach(), logits.detach().argmax(-1)
-        alive = [k for k, m in enumerate(self.members) if not m.failed]
+        alive = [k for k, m in enumerate(self.members) if m.active(self.current_epoch)]
         for k in alive:
             self.members[k].module.note_train_outputs(seen[k], preds[k], ys[k])
         # On the CPU the check is free (on a GPU the epoch-end check catches it), as alone.
@@ -134,7 +146,7 @@ class StackedModule(L.LightningModule):
             for k in alive:
                 self._check(k, seen[k], where)
             alive = [k for k in alive if not self.members[k].failed]
-        if not alive:  # every job has left the stack
+        if not alive:  # every job has left the stack (diverged)
             self.trainer.should_stop = True
             return None
         return losses.sum() if len(alive) == len(self.members) else losses[alive].sum()
@@ -168,8 +180,8 @@ class StackedModule(L.LightningModule):
         stacked = list(self.stack.stacked)
         for k, views in enumerate(self.views):
             for view, p in zip(views, stacked, strict=True):
-                failed = self.members[k].failed or p.grad is None
-                view.grad = None if failed else p.grad[k]
+                left = not self.members[k].active(self.current_epoch) or p.grad is None
+                view.grad = None if left else p.grad[k]
         for p in stacked:
             p.grad = None  # held by the views now; the next backward starts afresh
 
@@ -187,7 +199,7 @@ class StackedModule(L.LightningModule):
             module = member.module
             module.end_train_epoch()
             values = module.epoch_values("train")
-            if member.failed:
+            if not member.active(self.current_epoch):
                 continue
             module.append_history(values)
             self._check(k, values["train/loss"], f"in epoch {self.current_epoch + 1}")
@@ -201,13 +213,22 @@ class StackedModule(L.LightningModule):
             module.note_eval_step("val", module.criterion(logits[k], y), logits[k], y)
 
     def on_validation_epoch_end(self) -> None:
+        epoch = self.current_epoch
         for member in self.members:
             module = member.module
             values = module.epoch_values("val")
-            if self.trainer.sanity_checking or member.failed:
+            if self.trainer.sanity_checking or not member.active(epoch):
                 continue
             module.append_history(values)
-            module.update_best(values["val/acc"], self.current_epoch)
+            module.update_best(values["val/acc"], epoch)
+            # An Optuna trial's val/acc to its pruner, as alone; pruned, it leaves the stack
+            # after this epoch (its checkpoints of this epoch are still written).
+            reporter = member.reporter
+            if reporter is not None and reporter.report(float(values["val/acc"]), epoch):
+                reporter.stop(epoch)
+                member.pruned = epoch + 1
+        if not self.trainer.sanity_checking and not any(m.active(epoch + 1) for m in self.members):
+            self.trainer.should_stop = True
 
     # -- the optimizer: one parameter group per job ---------------------------------------
     def configure_optimizers(self) -> Any:
