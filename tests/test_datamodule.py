@@ -61,8 +61,9 @@ def test_loaders_serve_batches(tiny_data):
 
 @pytest.mark.parametrize("val_size", [0, TINY_TRAIN])
 def test_val_size_out_of_range(tiny_data, val_size):
-    with pytest.raises(UserError, match="data.val_size"):
+    with pytest.raises(UserError, match="data.val_size") as e:
         MNISTDataModule(data_dir=str(tiny_data), val_size=val_size).setup()
+    assert str(e.value).endswith(f"Example: data.val_size={TINY_TRAIN // 12}")  # one that fits
 
 
 def test_missing_data_offline_names_folder_files_and_fix(tmp_path, monkeypatch):

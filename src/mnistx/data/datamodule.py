@@ -146,7 +146,7 @@ class MNISTDataModule(L.LightningDataModule):
             raise UserError(
                 f"data.val_size={self.val_size} is out of range: the validation split is carved "
                 f"out of the {n} official training images, so it must be between 1 and {n - 1}. "
-                "Example: data.val_size=5000"
+                f"Example: data.val_size={max(1, n // 12)}"
             )
         if self.batch_size > n - self.val_size:
             raise UserError(
