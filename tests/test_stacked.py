@@ -145,8 +145,21 @@ def test_a_stacked_job_has_the_files_of_a_job_alone_and_a_diverging_one_fails_al
             assert record["status"] == "ok", name
             assert record["test/acc"] == pytest.approx(twin["test/acc"], abs=1e-6), name
     assert "samples.png" in files(stacked / _ok_stacked_job(records))
+    # TensorBoard's per-epoch misclassified validation images, drawn from the job's slice.
+    name = _ok_stacked_job(records)
+    images = [_images(sweep / name, "val/misclassified") for sweep in mixed]
+    assert [step for step, _ in images[0]] == [step for step, _ in images[1]] == [0, 1]
+    assert images[0] == images[1]  # the same images picked, drawn alike
     report = (stacked / "comparison.csv").read_text()
     assert report.count("\n") == 5  # a row per job
+
+
+def _images(run: Path, tag: str) -> list[tuple[int, bytes]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run), size_guidance={"images": 0})
+    events.Reload()
+    return [(e.step, e.encoded_image_string) for e in events.Images(tag)]
 
 
 def _ok_stacked_job(records: dict[str, dict]) -> str:

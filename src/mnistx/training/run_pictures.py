@@ -70,12 +70,21 @@ class Pictures(L.Callback):
         if trainer.sanity_checking:
             return
         dm = trainer.datamodule  # type: ignore[attr-defined]
-        x, y = dm.splits["val"].rows(slice(0, self.val_images))
-        probs = predict_probs(pl_module, x)
+        x, y = self.val_rows(dm)
+        self.val_mistakes(trainer, dm, x, y, predict_probs(pl_module, x), trainer.current_epoch)
+
+    def val_rows(self, dm: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """The validation images the per-epoch picture is drawn from, and their labels."""
+        return dm.splits["val"].rows(slice(0, self.val_images))
+
+    def val_mistakes(
+        self, trainer: L.Trainer, dm: Any, x: torch.Tensor, y: torch.Tensor, probs, epoch: int
+    ) -> None:
+        """TensorBoard's per-epoch picture: the most confidently wrong of `val_rows`."""
         idx = most_confident_mistakes(probs, y, self.n)
         if len(idx):
             fig = self._grid(dm, x, y.cpu(), idx, probs, "Misclassified validation images")
-            self._emit(trainer, fig, "val/misclassified", None, trainer.current_epoch)
+            self._emit(trainer, fig, "val/misclassified", None, epoch)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         history = getattr(pl_module, "history", None)  # ClassifierModule's per-epoch record

@@ -25,7 +25,8 @@ from mnistx.config.build import build
 from mnistx.errors import UserError
 from mnistx.runs.job import Job
 from mnistx.training.stacked_checkpoints import MemberCheckpoints
-from mnistx.training.stacked_module import Member, StackedModule, Zipped
+from mnistx.training.stacked_member import Member, Zipped
+from mnistx.training.stacked_module import StackedModule
 
 log = logging.getLogger("mnistx")
 
@@ -139,8 +140,8 @@ def finish_job(member: Member, fit: StackedFit) -> dict[str, Any]:
 
 
 def _start_records(setup: Any, member: Member, history: dict[str, list[float]]) -> None:
-    """What a fit alone writes as it starts and as each epoch ends (bar the per-epoch
-    misclassified images, drawn from weights the stack no longer holds)."""
+    """What a fit alone writes as it starts and as each epoch ends (the per-epoch
+    misclassified images were drawn during the stack's fit)."""
     from mnistx.training.hparams import flat_hparams
 
     params = flat_hparams(member.job.cfg, member.job.choices)

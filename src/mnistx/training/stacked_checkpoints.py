@@ -16,7 +16,8 @@ import torch
 from lightning.pytorch.callbacks import Checkpoint
 
 from mnistx.training.checkpoint_io import AtomicCheckpointIO
-from mnistx.training.stacked_module import Member, StackedModule
+from mnistx.training.stacked_member import Member
+from mnistx.training.stacked_module import StackedModule
 
 # Per-parameter-group lists in a scheduler's state (one entry per job of the stack).
 _PER_GROUP = ("base_lrs", "_last_lr")

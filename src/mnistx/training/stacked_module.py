@@ -5,8 +5,9 @@ pass gives each its logits, the sum of their losses gives each its own gradient,
 optimizer holds a parameter group per job (lr, weight decay, momentum, betas: the job's own),
 whose per-group updates are those of the job's own optimizer. Each job draws its random
 numbers (dropout masks, augmentation) from its own stream, saved between its draws. A job
-whose loss stops being finite leaves the stack: its loss is no longer summed, so its weights
-stop changing, and the others go on.
+whose loss stops being finite, or whose Optuna trial is pruned, leaves the stack: its loss is
+no longer summed and its checkpoints no longer written, and the others go on. Each epoch,
+each job's Pictures callback draws its misclassified validation images from its slice.
 """
 
 from __future__ import annotations
@@ -14,73 +15,17 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import lightning.pytorch as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import ModelCheckpoint
 
 from mnistx.config.build import build
 from mnistx.errors import DivergedError
-from mnistx.hpo.trial import TrialReporter
 from mnistx.models.losses import CrossEntropy
 from mnistx.models.stacked import StackedNetworks
-from mnistx.runs.job import Job
-from mnistx.training.module import ClassifierModule
-from mnistx.training.recipe import Setup
-
-
-@dataclass
-class Member:
-    """One job in the stack: what the solo recipe built for it (its data, module, Trainer
-    with its callbacks and trackers; the Trainer tests it after the stack has trained it)."""
-
-    job: Job
-    setup: Setup
-    rng: torch.Tensor  # the job's torch random state between its draws
-    cuda_rng: torch.Tensor | None = None
-    failed: str | None = None  # why it left the stack
-    pruned: int | None = None  # the epoch (from 1) after which its Optuna trial was pruned
-
-    def active(self, epoch: int) -> bool:
-        """Whether it trains in `epoch` (from 0): not failed, not pruned before it."""
-        return not self.failed and (self.pruned is None or self.pruned > epoch)
-
-    @property
-    def reporter(self) -> TrialReporter | None:
-        """Its Optuna trial's reporter (among the callbacks the solo recipe built for it)."""
-        callbacks = self.setup.trainer.callbacks  # type: ignore[attr-defined]
-        return next((c for c in callbacks if isinstance(c, TrialReporter)), None)
-
-    @property
-    def module(self) -> ClassifierModule:
-        return self.setup.module
-
-    @property
-    def data(self) -> L.LightningDataModule:
-        return self.setup.datamodule
-
-    def checkpoint(self, monitored: bool) -> ModelCheckpoint:
-        """Its best (val/acc) or last checkpoint callback, as the config built them."""
-        callbacks = self.setup.trainer.checkpoint_callbacks
-        return next(
-            c for c in callbacks if isinstance(c, ModelCheckpoint) and bool(c.monitor) == monitored
-        )
-
-
-class Zipped:
-    """The jobs' loaders side by side: each step, one batch of each (equal lengths)."""
-
-    def __init__(self, loaders: Sequence[Any]) -> None:
-        self.loaders = loaders
-
-    def __len__(self) -> int:
-        return len(self.loaders[0])
-
-    def __iter__(self):
-        return zip(*self.loaders, strict=True)
+from mnistx.training.stacked_member import Member
 
 
 class StackedModule(L.LightningModule):
@@ -213,22 +158,45 @@ class StackedModule(L.LightningModule):
             module.note_eval_step("val", module.criterion(logits[k], y), logits[k], y)
 
     def on_validation_epoch_end(self) -> None:
-        epoch = self.current_epoch
+        epoch, sanity = self.current_epoch, self.trainer.sanity_checking
+        scored = []
         for member in self.members:
             module = member.module
             values = module.epoch_values("val")
-            if self.trainer.sanity_checking or not member.active(epoch):
+            if sanity or not member.active(epoch):
                 continue
             module.append_history(values)
             module.update_best(values["val/acc"], epoch)
-            # An Optuna trial's val/acc to its pruner, as alone; pruned, it leaves the stack
-            # after this epoch (its checkpoints of this epoch are still written).
+            scored.append((member, float(values["val/acc"])))
+        if sanity:
+            return
+        self._val_pictures(epoch)
+        # An Optuna trial's val/acc to its pruner, as alone; pruned, it leaves the stack after
+        # this epoch (its checkpoints of this epoch are still written).
+        for member, val_acc in scored:
             reporter = member.reporter
-            if reporter is not None and reporter.report(float(values["val/acc"]), epoch):
+            if reporter is not None and reporter.report(val_acc, epoch):
                 reporter.stop(epoch)
                 member.pruned = epoch + 1
-        if not self.trainer.sanity_checking and not any(m.active(epoch + 1) for m in self.members):
+        if not any(m.active(epoch + 1) for m in self.members):
             self.trainer.should_stop = True
+
+    @torch.no_grad()
+    def _val_pictures(self, epoch: int) -> None:
+        """Each job's per-epoch picture of its misclassified validation images, drawn by its
+        own Pictures callback from its slice of the stack, as alone."""
+        drawn = [(k, p) for k, m in enumerate(self.members) for p in m.pictures]
+        if not drawn:
+            return
+        rows = [p.val_rows(self.members[k].data) for k, p in drawn]
+        if len({len(x) for x, _ in rows}) != 1 or len(drawn) != len(self.members):
+            return  # (the jobs of a stack share their data settings: not reached)
+        logits = self._stack([(x.to(self.device), y) for x, y in rows], train=False)
+        probs = logits.float().softmax(-1).cpu()
+        for (k, pictures), (x, y) in zip(drawn, rows, strict=True):
+            member = self.members[k]
+            if member.active(epoch):
+                pictures.val_mistakes(member.setup.trainer, member.data, x, y, probs[k], epoch)
 
     # -- the optimizer: one parameter group per job ---------------------------------------
     def configure_optimizers(self) -> Any:
