@@ -150,6 +150,9 @@ def test_a_stacked_job_has_the_files_of_a_job_alone_and_a_diverging_one_fails_al
     images = [_images(sweep / name, "val/misclassified") for sweep in mixed]
     assert [step for step, _ in images[0]] == [step for step, _ in images[1]] == [0, 1]
     assert images[0] == images[1]  # the same images picked, drawn alike
+    for sweep in mixed:  # its own log, ending as a job alone's does
+        last = (sweep / name / "train.log").read_text().strip().splitlines()[-1]
+        assert "[mnistx][INFO] - finished in " in last and last.endswith(f"in {sweep / name}")
     report = (stacked / "comparison.csv").read_text()
     assert report.count("\n") == 5  # a row per job
 

@@ -189,8 +189,7 @@ class StackedLauncher(Launcher):
                 returns[group[0]] = run(group[0], self.task_function)
                 continue
             staged = {i: run(i, _stage_job) for i in group}  # folders and configs, no training
-            jobs, callbacks = zip(*(staged[i].return_value for i in group), strict=True)
-            values = train_stack(jobs, callbacks)
+            values = train_stack([staged[i].return_value for i in group])
             for i, value in zip(group, values, strict=True):
                 staged[i].return_value = value
                 returns[i] = staged[i]
@@ -210,14 +209,18 @@ def _fresh(config: DictConfig) -> bool:
 def _stage_job(cfg: DictConfig) -> Any:
     """The task Hydra runs for a job of a stack: the job resolved in its folder, its config
     saved by Hydra, nothing trained yet; and its callbacks from Hydra's settings (an Optuna
-    trial's reporter)."""
+    trial's reporter) and log file (train.log, Hydra's file handler of this job)."""
     from hydra.core.hydra_config import HydraConfig
 
     from mnistx.hpo.trial import reporter
     from mnistx.runs.job import Launch, resolve_job
+    from mnistx.training.stacked import StackedJob
 
     hc = HydraConfig.get()
     job = resolve_job(cfg, Launch(list(hc.overrides.task), dict(hc.runtime.choices), True))
     OmegaConf.resolve(job.cfg)  # now, while Hydra's settings are this job's (output_dir)
     trial = reporter(hc, job.cfg.trainer.get("max_epochs"))
-    return job, [trial] if trial else []
+    files: list[logging.Handler] = [
+        h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)
+    ]
+    return StackedJob(job, [trial] if trial else [], files)

@@ -1,6 +1,6 @@
 """Several jobs of a sweep trained as one, then each recorded as a job alone.
 
-`train_stack(jobs)` builds each job as the solo recipe does (its seed, data, network), fits
+`train_stack(staged)` builds each job as the solo recipe does (its seed, data, network), fits
 them in one Trainer over a StackedModule (mnistx.training.stacked_module) with each job's
 checkpoints written as a job alone writes them (mnistx.training.stacked_checkpoints), then
 gives each job the rest of the solo recipe (mnistx.training.recipe): its trackers, model
@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,16 @@ from mnistx.training.stacked_member import Member, Zipped
 from mnistx.training.stacked_module import StackedModule
 
 log = logging.getLogger("mnistx")
+
+
+@dataclass
+class StackedJob:
+    """A job of a stack as the launcher staged it: the job; its extra callbacks (an Optuna
+    trial's reporter); the handlers of its own log file (train.log), as Hydra set them up."""
+
+    job: Job
+    callbacks: list[Any] = field(default_factory=list)
+    log_handlers: list[logging.Handler] = field(default_factory=list)
 
 
 @dataclass
@@ -162,33 +174,38 @@ def _pictures(setup: Any) -> list[Any]:
     return [c for c in setup.trainer.callbacks if isinstance(c, Pictures)]
 
 
-def train_stack(jobs: Sequence[Job], callbacks: Sequence[Sequence[Any]] = ()) -> list[float | None]:
-    """Fit the jobs stacked (each with its extra `callbacks`), then test and record each; a
+def train_stack(staged: Sequence[StackedJob]) -> list[float | None]:
+    """Fit the jobs stacked, then test and record each, its log in its own train.log; a
     job's val/acc_best, or None for one that failed or could not run (recorded in its folder,
     as such a job of any sweep is: the sweep goes on)."""
     from mnistx.runs.lock import hold, release
     from mnistx.training.loggers import close_trackers
 
+    start, jobs = time.time(), [s.job for s in staged]
     held, members = [], []
     try:
         for job in jobs:
             hold(job.folder)
             held.append(job.folder)
         try:
-            fit = fit_stacked(jobs, callbacks)
+            fit = fit_stacked(jobs, [s.callbacks for s in staged])
         except Exception as e:  # (Interrupted, Ctrl-C, is not an Exception: it ends the sweep)
-            for job in jobs:
-                _failed(job, e)
+            for one in staged:
+                with _logging_to(one.log_handlers):
+                    _failed(one.job, e)
             return [None] * len(jobs)
         members = fit.members
         values: list[float | None] = []
-        for member in members:
-            try:
-                metrics = finish_job(member, fit)
-            except Exception as e:
-                metrics = _failed(member.job, e)
-            if metrics.get("status") == "failed" and member.failed:
-                print(f"error: {member.failed}", file=sys.stderr)
+        for member, one in zip(members, staged, strict=True):
+            with _logging_to(one.log_handlers):
+                try:
+                    metrics = finish_job(member, fit)
+                except Exception as e:
+                    metrics = _failed(member.job, e)
+                if metrics.get("status") == "failed" and member.failed:
+                    print(f"error: {member.failed}", file=sys.stderr)
+                took = time.time() - start
+                log.info("finished in %.1f s; outputs in %s", took, member.job.folder)
             values.append(metrics.get("val/acc_best"))
         return values
     finally:
@@ -196,6 +213,20 @@ def train_stack(jobs: Sequence[Job], callbacks: Sequence[Sequence[Any]] = ()) ->
             close_trackers(member.setup.loggers)
         for folder in held:
             release(folder)
+
+
+@contextmanager
+def _logging_to(handlers: Sequence[logging.Handler]) -> Iterator[None]:
+    """The log also in a job's own files (its train.log), then those closed."""
+    root = logging.getLogger()
+    for handler in handlers:
+        root.addHandler(handler)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            root.removeHandler(handler)
+            handler.close()
 
 
 def _failed(job: Job, error: BaseException) -> dict[str, Any]:
