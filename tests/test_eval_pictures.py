@@ -201,6 +201,31 @@ def test_learning_curves_draw_each_split_in_its_panel() -> None:
     assert not has(np.array(drawing.curves_figure({"val/acc": [0.9]}))[:, :500], blue)
 
 
+def test_the_confusion_matrix_shows_counts_coloured_by_fraction() -> None:
+    """Cells say how many images (10 times the images: other numbers, the same colours);
+    their colour is the fraction of the true class (the same counts in a row of another
+    size: other colours)."""
+    import numpy as np
+    import torch
+
+    from mnistx.inspection import drawing
+
+    def cells(confmat: list[list[int]]) -> np.ndarray:
+        return np.array(drawing.confusion_figure(torch.tensor(confmat), ["0", "1"]))
+
+    base = cells([[97, 3], [5, 95]])
+    tenfold = cells([[970, 30], [50, 950]])
+    assert base.shape == tenfold.shape and (base != tenfold).any()  # other numbers drawn
+
+    def fills(pixels: np.ndarray) -> set[tuple[int, ...]]:
+        """The colours of large areas (a cell's fill; not the text's anti-aliased edges)."""
+        colours, n = np.unique(pixels.reshape(-1, 3), axis=0, return_counts=True)
+        return {tuple(int(v) for v in c) for c, k in zip(colours, n, strict=True) if k > 1000}
+
+    assert len(fills(base)) >= 3 and fills(base) == fills(tenfold)
+    assert fills(cells([[97, 3], [5, 995]])) != fills(base)  # 95 of 100 vs 995 of 1000
+
+
 def test_eval_writes_its_own_folder_never_over_the_runs_files(trained_run, tmp_path):
     before = {k: v for k, v in snapshot(trained_run).items() if not k.startswith("eval/")}
     for args, folder in (

@@ -101,10 +101,12 @@ def _vertical_text(text: str, size: int) -> Image.Image:
 
 
 def confusion_figure(confmat: torch.Tensor, class_names: Sequence[str]) -> Image.Image:
-    """Row-normalised confusion matrix (true class per row), each cell annotated with its
-    fraction, with a colour scale."""
-    counts = confmat.detach().float().cpu()
-    normalised = (counts / counts.sum(1, keepdim=True).clamp(min=1)).tolist()
+    """Confusion matrix (true class per row): each cell annotated with its count of images,
+    coloured by its fraction of the true class (fractions read 0.00 off the diagonal of a
+    good model; a count of 3 does not), with a colour scale."""
+    counts = confmat.detach().cpu()
+    normalised = (counts.float() / counts.sum(1, keepdim=True).clamp(min=1)).tolist()
+    annotated = counts.long().tolist()
     labels = [str(c).split(" - ")[0] for c in class_names]
     k = len(labels)
     cell = max(28, min(56, 560 // max(k, 1)))
@@ -118,7 +120,7 @@ def confusion_figure(confmat: torch.Tensor, class_names: Sequence[str]) -> Image
     draw = ImageDraw.Draw(img)
     draw.text(
         (left + k * cell / 2, top / 2),
-        "Confusion matrix (fraction of each true class)",
+        "Confusion matrix (images; colour: fraction of each true class)",
         fill=BLACK,
         font=font(15),
         anchor="mm",
@@ -130,7 +132,7 @@ def confusion_figure(confmat: torch.Tensor, class_names: Sequence[str]) -> Image
             draw.rectangle((x0, y0, x0 + cell - 1, y0 + cell - 1), fill=_blues(v))
             draw.text(
                 (x0 + cell / 2, y0 + cell / 2),
-                f"{v:.2f}",
+                str(annotated[t][p]),
                 font=cell_font,
                 anchor="mm",
                 fill=WHITE if v > 0.5 else BLACK,

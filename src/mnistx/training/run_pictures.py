@@ -4,7 +4,7 @@
   curves.png            train/val accuracy and loss per epoch (at the end of training)
   predictions.png       test images captioned "pred / true", wrong ones in red
   misclassified.png     the most confidently wrong test images
-  confusion_matrix.png  normalised, annotated
+  confusion_matrix.png  counts per cell, coloured by the fraction of the true class
 TensorBoard also gets the misclassified validation images after every epoch.
 """
 
