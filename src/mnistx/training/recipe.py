@@ -26,7 +26,7 @@ from mnistx.hpo.trial import pruned_epoch
 from mnistx.runs.env import is_rank_zero
 from mnistx.runs.job import Job
 from mnistx.runs.layout import METRICS
-from mnistx.runs.records import Interrupted, RunInfo, record_interrupt, write_metrics
+from mnistx.runs.records import Interrupted, RunInfo, record_interrupt, resolved, write_metrics
 from mnistx.training.callbacks import finish_line
 from mnistx.training.checkpoint_io import AtomicCheckpointIO
 from mnistx.training.hparams import flat_hparams
@@ -254,9 +254,7 @@ def record(
         "best_epoch": module.best_epoch + 1,  # counted from 1
         "epochs": fitted.epochs,
         "train_seconds": round(seconds, 3),
-        "compile_seconds": (
-            None if fitted.compile_seconds is None else round(fitted.compile_seconds, 3)
-        ),
+        "compile_seconds": fitted.compile_seconds and round(fitted.compile_seconds, 3),
         "seconds_per_epoch": round(seconds / max(fitted.epochs, 1), 3),
         "params": sum(p.numel() for p in module.net.parameters()),
         "accelerator": trainer.strategy.root_device.type,
@@ -272,6 +270,7 @@ def record(
         "output_dir": str(setup.out),
         "history": fitted.history,
     }
+    metrics = resolved(metrics)  # accuracies to what the test set resolves
     if trainer.is_global_zero:
         write_metrics(setup.out, metrics)
         for logger in setup.loggers:
