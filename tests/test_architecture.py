@@ -95,7 +95,10 @@ LAYERS = [
     {"training", "app"},
     {"hydra_plugins"},
 ]
-COMMANDS = {"mnistx", "train", "train_help", "eval", "predict", "compare", "serve", "fast_exit"}
+COMMANDS = {
+    *("mnistx", "train", "train_help", "eval", "predict", "export", "compare", "serve"),
+    "fast_exit",
+}
 
 
 def _package(module: str) -> str:
@@ -306,7 +309,10 @@ def test_every_compat_module_has_its_assumption_tests():
     assert modules and all((tests / f"test_compat_{m}.py").is_file() for m in modules), modules
 
 
-STRICT = ("mnistx.runs.", "mnistx.config.", "mnistx.train", "mnistx.eval", "mnistx.predict")
+STRICT = (
+    *("mnistx.runs.", "mnistx.config.", "mnistx.train", "mnistx.eval", "mnistx.predict"),
+    "mnistx.export",
+)
 
 
 def test_hydras_config_is_never_a_bare_any_where_a_runs_life_is_decided():

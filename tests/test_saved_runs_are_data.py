@@ -89,14 +89,16 @@ def _crafted_config(good_run: Path, tmp_path: Path, attack: str) -> Path:
 
 
 def _every_reader(run: Path, image: Path, capture) -> list[tuple[int, str]]:
-    """eval, predict and serve of `run` (in-process): each one's exit status and stderr."""
+    """eval, predict, export and serve of `run` (in-process): each one's exit status and
+    stderr."""
     from mnistx import eval as evaluate
-    from mnistx import predict, serve
+    from mnistx import export, predict, serve
 
     answers = []
     for main, args in (
         (evaluate.main, [f"run={run}"]),
         (predict.main, [f"run={run}", f"images={image}"]),
+        (export.main, [f"run={run}"]),
         (serve.main, [f"run={run}", "port=0"]),
     ):
         code = main(args)
@@ -128,7 +130,7 @@ def test_a_crafted_run_config_runs_nothing_under_eval_predict_resume(
     good_run, tmp_path, attack, capfd, cli_here
 ):
     from mnistx import eval as evaluate
-    from mnistx import predict
+    from mnistx import export, predict
 
     run = _crafted_config(good_run, tmp_path, attack)
     (tmp_path / "x.png").write_bytes(b"not an image")
@@ -147,6 +149,7 @@ def test_a_crafted_run_config_runs_nothing_under_eval_predict_resume(
     for main, args in (
         (evaluate.main, [f"run={run}"]),
         (predict.main, [f"run={run}", f"images={tmp_path / 'x.png'}"]),
+        (export.main, [f"run={run}"]),
     ):
         code = main(args)
         err = capfd.readouterr().err

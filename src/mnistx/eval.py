@@ -114,7 +114,7 @@ def evaluate(
     from mnistx.runs.compose import register_resolvers
     from mnistx.runs.guard import check_folder, expand, make_folder
     from mnistx.runs.layout import EVAL
-    from mnistx.runs.records import write_json
+    from mnistx.runs.records import resolved, write_json
     from mnistx.runs.saved import locate
     from mnistx.training.module import ClassifierModule
     from mnistx.training.runtime import quiet_libraries
@@ -175,6 +175,7 @@ def evaluate(
         "per_class": rows,
         "most_confused": pairs,
     }
+    report = resolved(report)  # test/acc to what the test set resolves, as metrics.json
     write_json(out_dir / "eval.json", report)
     print_report(report, out_dir)
     return report

@@ -13,6 +13,7 @@ from typing import Any
 from lightning.pytorch.callbacks import Callback
 
 from mnistx.compat.optuna import live_trial
+from mnistx.runs.records import ACCURACY_DIGITS
 
 log = logging.getLogger("mnistx")
 
@@ -47,8 +48,8 @@ class TrialReporter(Callback):
         """val/acc after `epoch` (from 0) to the trial; whether the pruner stops it."""
         if self.trial is None:
             return False
-        try:
-            self.trial.report(value, step=epoch)
+        try:  # to the digits metrics.json keeps: the study and the records say the same
+            self.trial.report(round(value, ACCURACY_DIGITS), step=epoch)
             return self.prunes and bool(self.trial.should_prune())
         except Exception as e:  # e.g. the trial was closed: its search was stopped
             log.warning(

@@ -5,6 +5,7 @@
     metrics.json                         status (ok | failed | skipped | interrupted | pruned)
     checkpoints/best.ckpt, last.ckpt     best by val/acc; the latest validated epoch
     eval/<checkpoint>/                   what `python -m mnistx.eval` writes
+    export/<checkpoint>-<format>/        what `python -m mnistx.export` writes
     trackers.json, metrics.csv           the MLflow / W&B run ids; logger=csv's table
     wandb/offline-run-*/                 logger=wandb's offline run
     .lock                                held (flock) while a process trains in the folder
@@ -40,6 +41,9 @@ BEST = Path(CHECKPOINTS) / "best.ckpt"
 
 
 EVAL = "eval"
+
+
+EXPORT = "export"
 
 
 OUTPUTS = "outputs"  # conf/train.yaml's run and sweep folders are made under it
