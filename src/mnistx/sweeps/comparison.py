@@ -12,7 +12,6 @@ import csv
 import io
 import json
 import logging
-import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,9 @@ from mnistx.config.overrides import parse_overrides, short_value
 from mnistx.errors import UserError
 from mnistx.runs.layout import CONFIG, METRICS, OVERRIDES, SWEEP_CONFIG
 from mnistx.runs.records import write_text
+from mnistx.sweeps import importance
 from mnistx.sweeps.report_place import check_tag, report_folder
-from mnistx.sweeps.statistics import add_statistics, one_per_sample, verdict
+from mnistx.sweeps.statistics import add_statistics, mean_std, one_per_sample, verdict
 
 SEED = "seed"
 log = logging.getLogger("mnistx")
@@ -137,12 +137,6 @@ def swept_keys(runs: Sequence[dict[str, Any]]) -> list[str]:
     return keys
 
 
-def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
-    if not values:
-        return None, None
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
-
-
 def group_runs(runs: Sequence[dict[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
     """One row per setting of the non-seed keys, best val/acc_best first."""
     params = [k for k in keys if k != SEED]
@@ -156,7 +150,7 @@ def group_runs(runs: Sequence[dict[str, Any]], keys: Sequence[str]) -> list[dict
         row: dict[str, Any] = dict(zip(params, setting, strict=True))
         for metric in ("val/acc_best", "test/acc", "best_epoch", "seconds_per_epoch"):
             found = [m[metric] for m in ok if m.get(metric) is not None]
-            row[metric], row[f"{metric} std"] = _mean_std(found)
+            row[metric], row[f"{metric} std"] = mean_std(found)
         row["params"] = ok[0].get("params") if ok else None
         row["seeds"] = len(members)
         bad = [m for m in members if m.get("status") != "ok"]
@@ -209,7 +203,10 @@ def _cells(row: dict[str, Any], params: Sequence[str], width: int = 0) -> list[s
 HEADER = ["val/acc_best", "test/acc", "best epoch", "s/epoch", "params", "seeds", "status"]
 
 
-def write_reports(rows: list[dict[str, Any]], params: Sequence[str], out: Path) -> None:
+def write_reports(
+    rows: list[dict[str, Any]], params: Sequence[str], out: Path, more: Sequence[str] = ()
+) -> None:
+    """comparison.md (the table, the verdict, then `more` lines) and comparison.csv."""
     header = [*params, *HEADER]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
@@ -218,7 +215,7 @@ def write_reports(rows: list[dict[str, Any]], params: Sequence[str], out: Path) 
     sentence = verdict(rows, [p for p in params if p != "tags"])
     if sentence:
         lines += ["", sentence]
-    write_text(out / "comparison.md", "\n".join(lines) + "\n")
+    write_text(out / "comparison.md", "\n".join([*lines, *more]) + "\n")
 
     columns = [
         *params,
@@ -281,14 +278,16 @@ def compare(
     add_statistics(rows)
     shown = [*params, *(["tags"] if any(r["tags"] for r in rows) else [])]
     out, where = report_folder(dirs, out, tag, overwrite)
-    write_reports(rows, shown, out)
+    ranked = importance.rank(runs, params)
+    write_reports(rows, shown, out, importance.report_lines(ranked))
     plots = [plot_curves(runs, keys, out / "val_acc_curves.png")]
-    plots += plot_final_accuracy(rows, params, out)
+    plots += plot_final_accuracy(rows, params, out) + importance.write(runs, params, ranked, out)
     title = f"mnistx comparison: {len(runs)} runs, {len(rows)} settings"
     print_table(rows, shown, title + (f", tagged {tag}" if tag is not None else ""))
     sentence = verdict(rows, params)
     if sentence:
         Console().print(sentence)
+    importance.say(ranked)
     Console().print(
         f"Written to {out}: comparison.md, comparison.csv, " + ", ".join(p.name for p in plots if p)
     )

@@ -15,7 +15,10 @@ from mnistx.errors import UserError
 from mnistx.runs.guard import check_folder, expand, make_folder, new_folder, owner_of
 from mnistx.runs.layout import holds_run
 
-REPORT_FILES = ("comparison.md", "comparison.csv", "val_acc_curves.png", "acc_vs_*.png")
+REPORT_FILES = (
+    *("comparison.md", "comparison.csv", "val_acc_curves.png", "acc_vs_*.png"),
+    *("importance.csv", "importance.png", "parallel_coordinates.png"),
+)
 # Where a report of several sweeps (or of a single run) goes: a new folder of its own.
 COMPARISONS = Path("outputs") / "comparisons"
 

@@ -16,6 +16,13 @@ from typing import Any
 METRICS = ("test/acc", "val/acc_best")
 
 
+def mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    """The mean and the sample standard deviation (None below 2 values); (None, None) for []."""
+    if not values:
+        return None, None
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
+
+
 def ci95(values: Sequence[float]) -> float | None:
     """Half-width of the 95% t-interval of the mean of `values` (None below 2 values)."""
     from scipy import stats
