@@ -72,17 +72,18 @@ def _value(run: dict[str, Any], key: str) -> str:
 
 
 def _numbers(values: Sequence[str]) -> list[float] | None:
-    try:
-        return [float(v) for v in values]
-    except ValueError:
-        return None
+    """The values as finite numbers (an ordered key), or None (a categorical one)."""
+    from mnistx.sweeps.report_plots import numbers
+
+    found = numbers(values)
+    return found if found is not None and all(math.isfinite(x) for x in found) else None
 
 
 def _space(values: Sequence[str]) -> Any:
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
     numbers = _numbers(values)
-    if numbers is None or not all(math.isfinite(x) for x in numbers):
+    if numbers is None:
         return CategoricalDistribution(sorted(set(values)))
     low, high = min(numbers), max(numbers)
     return FloatDistribution(low, high, log=low > 0 and high / low >= 100)
@@ -169,7 +170,7 @@ def _parallel(done: Sequence[dict[str, Any]], keys: Sequence[str], path: Path) -
     for key in keys:
         values = [_value(r, key) for r in done]
         numbers = _numbers(values)
-        if numbers is not None and all(math.isfinite(x) for x in numbers):
+        if numbers is not None:
             log = min(numbers) > 0 and max(numbers) / min(numbers) >= 100
             scaled = [math.log10(x) if log else x for x in numbers]
             low, high = min(scaled), max(scaled)

@@ -43,7 +43,8 @@ def plot_curves(runs: Sequence[dict[str, Any]], keys: Sequence[str], path: Path)
     return path
 
 
-def _numbers(values: Sequence[str]) -> list[float] | None:
+def numbers(values: Sequence[str]) -> list[float] | None:
+    """The values as numbers, or None when one is not a number."""
     try:
         return [float(v) for v in values]
     except ValueError:
@@ -58,7 +59,7 @@ def plot_final_accuracy(
     ok = [r for r in rows if r["status"] == "ok" and r["val/acc_best"] is not None]
     written = []
     for key in params:
-        xs = _numbers([str(r[key]) for r in ok])
+        xs = numbers([str(r[key]) for r in ok])
         if xs is None or len(set(xs)) < 2:
             continue
         others = [k for k in params if k != key]
