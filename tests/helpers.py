@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from warm_start import run_module
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MNIST = REPO.parent / "shared" / "data" / "MNIST" / "raw"
@@ -55,14 +56,17 @@ def run_cli(
     module: str = "mnistx.train",
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
-    """`python -m mnistx.train ARGS` (or another module) as a user runs it, in `cwd`."""
-    proc = subprocess.run(
+    """`python -m mnistx.train ARGS` (or another module) as a user runs it, in `cwd`: in a
+    fork of a warm interpreter (tests/warm_start.py) unless `env` changes what libraries read
+    when imported."""
+    full_env = {**os.environ, **(env or {})}
+    proc = run_module(module, list(args), cwd, full_env, timeout=300) or subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, **(env or {})},
+        env=full_env,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")

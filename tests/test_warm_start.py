@@ -1,0 +1,45 @@
+"""The tests' warm start (tests/warm_start.py) stands in for a fresh `python -m`: the same
+command gives the same files, numbers, output and exit status either way."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from helpers import TINY_OVERRIDES, run_cli
+from warm_start import run_module
+
+
+def _fresh(cwd, *args):
+    return run_cli(cwd, *args, check=False, env={"MNISTX_TESTS_FRESH": "1"})
+
+
+def test_a_warm_started_run_equals_a_fresh_one(tiny_data, tmp_path):
+    args = [f"data.data_dir={tiny_data}", *TINY_OVERRIDES]
+    warm = run_module(
+        "mnistx.train", [*args, "hydra.run.dir=warm"], tmp_path, dict(os.environ), 300
+    )
+    assert warm is not None, "the warm interpreter did not start"
+    fresh = _fresh(tmp_path, *args, "hydra.run.dir=fresh")
+    assert warm.returncode == fresh.returncode == 0, warm.stderr + fresh.stderr
+    runs = [json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("warm", "fresh")]
+    for key in ("test/acc", "test/loss", "val/acc_best", "history", "threads", "overrides"):
+        expected = runs[1][key]
+        if key == "overrides":
+            expected = [o.replace("fresh", "warm") for o in expected]
+        assert runs[0][key] == expected, key
+    files = [
+        sorted(p.name.split(".out.")[0] for p in (tmp_path / d).rglob("*"))
+        for d in ("warm", "fresh")
+    ]
+    assert files[0] == files[1]
+
+
+def test_a_warm_started_error_equals_a_fresh_one(tmp_path):
+    args = ["optimizer.lr=-1"]
+    warm = run_module("mnistx.train", args, tmp_path, dict(os.environ), 300)
+    fresh = _fresh(tmp_path, *args)
+    assert warm is not None and warm.returncode == fresh.returncode == 1
+    assert warm.stdout == fresh.stdout
+    strip = [[ln for ln in p.stderr.splitlines() if "outputs/" not in ln] for p in (warm, fresh)]
+    assert strip[0] == strip[1] and any(ln.startswith("error:") for ln in strip[0])

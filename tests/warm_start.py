@@ -1,0 +1,183 @@
+"""Start `python -m mnistx.<command>` for a test in ~1 s instead of ~6 s.
+
+Most of a test command's time on this machine is spent importing torch, Lightning and their
+dependencies (~5 s of a tiny run's ~6 s). This module keeps one warm interpreter per test
+process that has imported those libraries, and nothing of mnistx, and forks it for each
+command. The child then does what `python -m` does after its imports: it takes the command's
+working folder, environment and standard streams, runs the module as `__main__` and ends
+with a normal interpreter exit (non-daemon threads joined, exit handlers run), so the
+command's own code, from its first line, runs as it does for a user.
+
+Commands that are sent signals, or that set variables a library reads when imported, start
+a fresh interpreter as before (`run_cli` decides); MNISTX_TESTS_FRESH=1 starts every command
+fresh, to check that both ways give the same results.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+# Libraries whose import is the cost; none of them is mnistx, so each command imports its
+# own code afresh (and any change to src/ is seen at once).
+WARM = ("torch", "torchvision.datasets", "torchmetrics", "lightning.pytorch", "hydra", "omegaconf")
+# Environment variables read at import time by those libraries: a command that changes one
+# must start fresh.
+IMPORT_TIME_ENV = ("PYTHON", "TORCH", "CUDA", "OMP_", "MKL", "KMP_", "PL_", "LIGHTNING", "LD_")
+
+
+class _Fresh(Exception):
+    """The warm interpreter cannot stand in for a fresh one."""
+
+
+class _Client:
+    """This test process's warm interpreter, started on first use."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.sock: socket.socket | None = None
+        self.env: dict[str, str] = {}
+
+    def _start(self) -> socket.socket:
+        folder = tempfile.mkdtemp(prefix="mnistx-warm-")
+        path = os.path.join(folder, "socket")
+        self.env = dict(os.environ)
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, path], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+        )
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != b"ready":
+            self.env = {"MNISTX_TESTS_FRESH": "1"}  # (never matches: every command fresh)
+            raise _Fresh
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(path)
+        atexit.register(self.close)
+        return self.sock
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+        if self.proc is not None:
+            self.proc.wait(timeout=30)
+
+    def usable_for(self, env: dict[str, str]) -> bool:
+        if os.environ.get("MNISTX_TESTS_FRESH") == "1":
+            return False
+        base = self.env or dict(os.environ)
+        changed = {k for k in env.keys() | base.keys() if env.get(k) != base.get(k)}
+        return not any(k.startswith(IMPORT_TIME_ENV) for k in changed)
+
+    def run(
+        self, module: str, args: list[str], cwd: Path, env: dict[str, str], timeout: float
+    ) -> subprocess.CompletedProcess:
+        sock = self.sock or self._start()
+        with tempfile.TemporaryDirectory() as tmp:
+            out, err = os.path.join(tmp, "out"), os.path.join(tmp, "err")
+            request = {"module": module, "args": args, "cwd": str(cwd), "env": env}
+            request |= {"stdout": out, "stderr": err}
+            sock.sendall(json.dumps(request).encode() + b"\n")
+            reader = sock.makefile("rb")
+            sock.settimeout(timeout)
+            try:
+                pid = int(reader.readline())
+                try:
+                    status = int(reader.readline())
+                except TimeoutError:
+                    os.kill(pid, signal.SIGKILL)
+                    raise subprocess.TimeoutExpired([module, *args], timeout) from None
+            finally:
+                sock.settimeout(None)
+            text = [Path(p).read_text(errors="replace") for p in (out, err)]
+        return subprocess.CompletedProcess(
+            [sys.executable, "-m", module, *args], status, text[0], text[1]
+        )
+
+
+_client = _Client()
+
+
+def run_module(
+    module: str, args: list[str], cwd: Path, env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess | None:
+    """The command run in a fork of the warm interpreter, or None where it must start fresh."""
+    if not _client.usable_for(env):
+        return None
+    try:
+        return _client.run(module, args, cwd, env, timeout)
+    except _Fresh:
+        return None
+
+
+# The warm interpreter ----------------------------------------------------------------------
+
+
+def _serve(path: str) -> dict | None:
+    """Answer requests until the test process goes; return a request in a forked child."""
+    import importlib
+
+    # Whatever a fresh interpreter would print while importing them, a fork would not: where
+    # they print anything, every command starts fresh.
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        for name in WARM:
+            importlib.import_module(name)
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        printed = caught.seek(0, os.SEEK_END)
+    if printed:
+        print("fresh", flush=True)
+        return None
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+    print("ready", flush=True)
+    conn, _ = server.accept()
+    reader = conn.makefile("rb")
+    for line in reader:
+        request = json.loads(line)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            reader.close()
+            conn.close()
+            server.close()
+            return request
+        conn.sendall(f"{pid}\n".encode())
+        _, status = os.waitpid(pid, 0)
+        conn.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
+    return None
+
+
+def _become(request: dict) -> None:
+    """In the child: the command's folder, environment and streams, as `python -m` has them."""
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    for fd, key in ((1, "stdout"), (2, "stderr")):
+        target = os.open(request[key], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        os.dup2(target, fd)
+        os.close(target)
+    sys.argv = [request["module"], *request["args"]]
+    sys.path.insert(0, os.getcwd())  # as `python -m` puts it first
+
+
+if __name__ == "__main__":
+    # Not in the child: the tests' folder, where this file is (python puts it on sys.path).
+    sys.path.remove(os.path.dirname(os.path.abspath(__file__)))
+    job = _serve(sys.argv[1])
+    if job is not None:
+        import runpy
+
+        _become(job)
+        runpy.run_module(job["module"], run_name="__main__", alter_sys=True)
