@@ -12,7 +12,13 @@ import jsonschema
 import pytest
 from omegaconf import OmegaConf
 
-from mnistx.config.schema import NAMED_GROUPS, TARGET_GROUPS, config_schema, schema_files
+from mnistx.config.schema import (
+    NAMED_GROUPS,
+    SETTINGS_GROUPS,
+    TARGET_GROUPS,
+    config_schema,
+    schema_files,
+)
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -65,7 +71,8 @@ def test_a_groups_schema_file_checks_that_groups_files(tmp_path):
 
 @pytest.mark.parametrize(("name", "group"), _conf_files())
 def test_every_conf_file_is_accepted(name, group):
-    assert group in ("", *TARGET_GROUPS, *NAMED_GROUPS), f"{name}: a group the schema lacks"
+    known = ("", *TARGET_GROUPS, *NAMED_GROUPS, *SETTINGS_GROUPS)
+    assert group in known, f"{name}: a group the schema lacks"
     node = OmegaConf.to_container(
         OmegaConf.create((files("mnistx.conf") / name).read_text()), resolve=False
     )
@@ -84,6 +91,8 @@ def test_every_conf_file_is_accepted(name, group):
         {"seed": 1.5},
         {"callbacks": {"model_checkpoint": {"save_top_k": "all"}}},
         {"epochs": 3},  # not a key of the config
+        {"tune": {"num_training": "many"}},
+        {"tune": {"min_lr": 1e-6, "maxlr": 1.0}},  # misspelt
     ],
 )
 def test_a_wrong_kind_or_an_unknown_key_is_rejected(wrong):

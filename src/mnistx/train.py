@@ -121,11 +121,13 @@ def _train(job: Job, hc: HydraConf, sweep: bool) -> float | None:
     """The recipe, and a record of the job when it cannot run or fails."""
     from mnistx.runs.env import is_rank_zero
     from mnistx.runs.records import record_failure
+    from mnistx.training.lr_find import lr_find_job
     from mnistx.training.recipe import train_job
 
     owner, start = is_rank_zero(), time.time()
+    work = lr_find_job if job.cfg.get("tune") else train_job
     try:
-        metrics = train_job(job, extra_callbacks=_trial_reporter(hc, job.cfg))
+        metrics = work(job, extra_callbacks=_trial_reporter(hc, job.cfg))
     except UserError as e:
         skipped = isinstance(e, UnavailableError)
         if owner:
@@ -192,6 +194,11 @@ def cli() -> None:
     try:
         if answer_help(args):
             return
+        if MULTIRUN & set(args) and any(a.startswith("tune=") for a in args):
+            raise UserError(
+                "tune=lr_find is one range test per command and does not sweep: run it once "
+                "for each model or optimizer you want a learning rate for, without -m."
+            )
         plan = _plan(args)
         if plan is not None and plan.action == "nothing":
             print(plan.message)

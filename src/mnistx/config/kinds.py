@@ -25,6 +25,7 @@ GROUPS = (
     "trainer",
     "callbacks",
     "logger",
+    "tune",
 )
 # Keys that take several kinds (Lightning: devices=2|auto|[0,1], precision=16|bf16-mixed;
 # torch.compile: true or its arguments).
@@ -34,6 +35,7 @@ ANY_KIND = {
     "model.compile": {"bool", "dict"},
     "trainer.deterministic": {"bool", "str"},
     "tags": {"list", "str"},  # tags=baseline is tags=[baseline]
+    "tune.early_stop_threshold": {"null"},  # null: the range test never stops early
 }
 
 

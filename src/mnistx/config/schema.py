@@ -45,6 +45,8 @@ TARGET_GROUPS = {
 }
 # Groups whose node maps names to `_target_` nodes (or null: left out).
 NAMED_GROUPS = ("callbacks", "logger")
+# Groups of plain settings (no `_target_`), unset by default.
+SETTINGS_GROUPS = ("tune",)
 INTERPOLATION = {"type": "string", "pattern": r"\$\{"}
 KINDS = {bool: "boolean", int: "integer", float: "number", str: "string", type(None): "null"}
 # mnistx.config.kinds's names of kinds (the run's own check) as JSON's.
@@ -178,6 +180,14 @@ def _named_node(group: str) -> dict[str, Any]:
     }
 
 
+def _settings_node(group: str) -> dict[str, Any]:
+    """A group of plain settings: the keys its files have, of the kinds they give them."""
+    keys = {str(k) for node in _group_nodes(group) for k in node if k != "defaults"}
+    properties = {k: _property(_known_kinds(f"{group}.{k}")) for k in sorted(keys)}
+    properties["defaults"] = {"type": "array"}
+    return {"type": ["object", "null"], "properties": properties, "additionalProperties": False}
+
+
 def config_schema() -> dict[str, Any]:
     """The JSON schema (draft 2020-12) of mnistx's config, from conf/ as installed."""
     defs: dict[str, Any] = {
@@ -185,6 +195,7 @@ def config_schema() -> dict[str, Any]:
         for group, open_keys in TARGET_GROUPS.items()
     }
     defs |= {group: _named_node(group) for group in NAMED_GROUPS}
+    defs |= {group: _settings_node(group) for group in SETTINGS_GROUPS}
     root = _load(files("mnistx.conf") / "train.yaml")
     properties: dict[str, Any] = {
         key: _property(_known_kinds(key)) for key in root if key not in ("defaults", "hydra")
@@ -219,7 +230,7 @@ def schema_files() -> dict[str, str]:
     """The files `make schema` writes under docs/: the config's schema, and one per config
     group pointing into it (for editors: conf/model/*.yaml -> schema/model.schema.json)."""
     found = {"config.schema.json": _text(config_schema())}
-    for group in (*TARGET_GROUPS, *NAMED_GROUPS):
+    for group in (*TARGET_GROUPS, *NAMED_GROUPS, *SETTINGS_GROUPS):
         found[f"schema/{group}.schema.json"] = _text(
             {
                 "$schema": "https://json-schema.org/draft/2020-12/schema",
