@@ -97,7 +97,7 @@ LAYERS = [
 ]
 COMMANDS = {
     *("mnistx", "train", "train_help", "eval", "predict", "export", "compare", "serve"),
-    "fast_exit",
+    *("fast_exit", "api"),
 }
 
 
@@ -311,7 +311,7 @@ def test_every_compat_module_has_its_assumption_tests():
 
 STRICT = (
     *("mnistx.runs.", "mnistx.config.", "mnistx.train", "mnistx.eval", "mnistx.predict"),
-    "mnistx.export",
+    *("mnistx.export", "mnistx.api"),
 )
 
 

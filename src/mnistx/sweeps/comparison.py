@@ -217,22 +217,9 @@ def write_reports(
         lines += ["", sentence]
     write_text(out / "comparison.md", "\n".join([*lines, *more]) + "\n")
 
-    columns = [
-        *params,
-        "val/acc_best",
-        "val/acc_best std",
-        "test/acc",
-        "test/acc std",
-        "best_epoch",
-        "seconds_per_epoch",
-        "params",
-        "seeds",
-        "val/acc_best_ci95",
-        "test/acc_ci95",
-        "p_vs_best",
-        "status",
-        "reason",
-    ]
+    columns = [*params, "val/acc_best", "val/acc_best std", "test/acc", "test/acc std"]
+    columns += ["best_epoch", "seconds_per_epoch", "params", "seeds", "val/acc_best_ci95"]
+    columns += ["test/acc_ci95", "p_vs_best", "status", "reason"]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(columns)
@@ -257,8 +244,18 @@ def compare(
     tag: str | None = None,
     overwrite: bool = False,
 ) -> list[dict[str, Any]]:
-    """Load, group, print and write the report (tables and plots); returns the rows.
-    `tag`: only the runs labelled with it (`tags=[...]`), reported into
+    """`report`'s rows."""
+    return report(dirs, out, tag, overwrite)[0]
+
+
+def report(
+    dirs: Sequence[str | Path],
+    out: str | Path | None = None,
+    tag: str | None = None,
+    overwrite: bool = False,
+) -> tuple[list[dict[str, Any]], Path]:
+    """Load, group, print and write the report (tables and plots): the rows, and where it
+    went. `tag`: only the runs labelled with it (`tags=[...]`), reported into
     `<sweep>/tag-<tag>/` unless `out` says where."""
     from mnistx.sweeps.report_plots import plot_curves, plot_final_accuracy
 
@@ -293,4 +290,4 @@ def compare(
     )
     if where:
         Console().print(where)
-    return rows
+    return rows, out

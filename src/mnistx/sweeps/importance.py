@@ -143,11 +143,9 @@ def write(
 
 
 def _bars(ranked: Sequence[tuple[str, float]], path: Path) -> Path:
-    import matplotlib.pyplot as plt
+    from mnistx.sweeps.report_plots import figure
 
-    from mnistx.sweeps import report_plots  # noqa: F401  (matplotlib without a display)
-
-    fig, ax = plt.subplots(figsize=(6, 0.5 * len(ranked) + 1.5))
+    fig, ax = figure(6, 0.5 * len(ranked) + 1.5)
     names = [k for k, _ in ranked][::-1]
     ax.barh(names, [v for _, v in ranked][::-1], color="tab:blue")
     ax.set_xlim(0, 1)
@@ -156,15 +154,14 @@ def _bars(ranked: Sequence[tuple[str, float]], path: Path) -> Path:
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
 def _parallel(done: Sequence[dict[str, Any]], keys: Sequence[str], path: Path) -> Path:
     """One vertical axis per swept key, then test/acc; one line per finished job."""
-    import matplotlib.pyplot as plt
+    import matplotlib
 
-    from mnistx.sweeps import report_plots  # noqa: F401  (matplotlib without a display)
+    from mnistx.sweeps.report_plots import figure
 
     columns, ticks = [], []
     for key in keys:
@@ -186,8 +183,8 @@ def _parallel(done: Sequence[dict[str, Any]], keys: Sequence[str], path: Path) -
     columns.append([(a - low) / ((high - low) or 1) for a in acc])
     ticks.append({0.0: f"{low:.2f}%", 1.0: f"{high:.2f}%"})
     labels = [*keys, "test/acc"]
-    fig, ax = plt.subplots(figsize=(2.2 * len(labels) + 1, 4.5))
-    colours = plt.get_cmap("viridis")
+    fig, ax = figure(2.2 * len(labels) + 1, 4.5)
+    colours = matplotlib.colormaps["viridis"]
     for j in range(len(done)):
         shade = columns[-1][j]
         ax.plot(range(len(labels)), [c[j] for c in columns], color=colours(shade), alpha=0.7)
@@ -201,5 +198,4 @@ def _parallel(done: Sequence[dict[str, Any]], keys: Sequence[str], path: Path) -
     ax.set_title(f"Every finished job: swept values -> test/acc ({len(done)} jobs)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path

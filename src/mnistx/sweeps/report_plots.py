@@ -1,4 +1,7 @@
-"""The comparison report's figures (matplotlib, written as PNG without a display)."""
+"""The comparison report's figures (matplotlib, written as PNG without a display).
+
+Figures are matplotlib `Figure` objects drawn straight to a file: pyplot and its global
+backend are left alone, so a notebook that makes a report still shows its own plots."""
 
 from __future__ import annotations
 
@@ -6,10 +9,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+
+def figure(width: float, height: float) -> tuple[Figure, Any]:
+    """A figure of its own (no pyplot) and its one axes."""
+    fig = Figure(figsize=(width, height))
+    return fig, fig.subplots()
 
 
 def run_label(run: dict[str, Any], keys: Sequence[str]) -> str:
@@ -23,7 +29,7 @@ def plot_curves(runs: Sequence[dict[str, Any]], keys: Sequence[str], path: Path)
     curves = [(r, c) for r, c in curves if c]
     if not curves:
         return None
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = figure(8, 5)
     for run, curve in curves:
         ax.plot(
             range(1, len(curve) + 1),
@@ -39,7 +45,6 @@ def plot_curves(runs: Sequence[dict[str, Any]], keys: Sequence[str], path: Path)
     ax.legend(fontsize=7 if len(curves) <= 12 else 5, ncol=1 if len(curves) <= 12 else 2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
@@ -69,7 +74,7 @@ def plot_final_accuracy(
             # The 95% t-interval of the mean over the setting's seeds (none with one seed).
             half = row.get("val/acc_best_ci95") or 0.0
             lines.setdefault(label, []).append((x, 100 * row["val/acc_best"], 100 * half))
-        fig, ax = plt.subplots(figsize=(7, 4.5))
+        fig, ax = figure(7, 4.5)
         for label, points in sorted(lines.items()):
             points.sort()
             ax.errorbar(
@@ -91,6 +96,5 @@ def plot_final_accuracy(
         fig.tight_layout()
         path = out / f"acc_vs_{key}.png"
         fig.savefig(path, dpi=120)
-        plt.close(fig)
         written.append(path)
     return written

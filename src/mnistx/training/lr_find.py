@@ -160,9 +160,9 @@ def train_command(overrides: list[str], lr: float) -> str:
 
 
 def _plot(finder: Any, path: Path) -> None:
-    import matplotlib.pyplot as plt
+    from mnistx.sweeps.report_plots import figure
 
-    figure = finder.plot(suggest=True)
-    figure.axes[0].set_title(f"learning-rate range test: suggestion {finder.suggestion():.3g}")
-    figure.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(figure)
+    fig, ax = figure(6.4, 4.8)
+    finder.plot(suggest=True, ax=ax)
+    ax.set_title(f"learning-rate range test: suggestion {finder.suggestion():.3g}")
+    fig.savefig(path, dpi=120, bbox_inches="tight")
