@@ -24,11 +24,23 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.plugins import Plugins
 from hydra.plugins.launcher import Launcher
 from hydra.plugins.sweeper import Sweeper
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from mnistx.compat.hydra import basic_sweeper, sweeper_params
 
 log = logging.getLogger("mnistx")
+
+
+def fold_axis(config: DictConfig, arguments: Sequence[str]) -> list[str]:
+    """cv.folds=k: one job per fold (cv.fold=0 ... k-1) for every setting, unless the command
+    line picks the folds itself."""
+    from mnistx.data.folds import check_folds
+
+    folds = (config.get("cv") or {}).get("folds")
+    if folds is None or any(a.split("=")[0].lstrip("+~") == "cv.fold" for a in arguments):
+        return []
+    check_folds(folds, 0)
+    return [f"cv.fold=range(0,{folds})"]
 
 
 class GridSweeper(basic_sweeper()):  # type: ignore[misc]
@@ -47,7 +59,8 @@ class GridSweeper(basic_sweeper()):  # type: ignore[misc]
         assert self.hydra_context is not None
         loader = self.hydra_context.config_loader
         parser = OverridesParser.create(config_loader=loader)
-        overrides = parser.parse_overrides([*sweeper_params(self), *arguments])
+        axis = fold_axis(self.config, [*arguments, *sweeper_params(self)])
+        overrides = parser.parse_overrides([*sweeper_params(self), *arguments, *axis])
         self.overrides = self.split_arguments(overrides, self.max_batch_size)
 
         sweep_dir = Path(self.config.hydra.sweep.dir)
@@ -58,6 +71,10 @@ class GridSweeper(basic_sweeper()):  # type: ignore[misc]
             plan = plan_rerun(sweep_dir, [job for b in self.overrides for job in b])
             log.info(describe_plan(sweep_dir, plan))
         else:
+            if axis:  # recorded as swept: the jobs' folders and values name their fold
+                with read_write(self.config), open_dict(self.config):
+                    params = dict(self.config.hydra.sweeper.get("params") or {})
+                    self.config.hydra.sweeper.params = {**params, "cv.fold": axis[0][8:]}
             OmegaConf.save(self.config, record)
         pending = iter(plan or [])
 

@@ -15,6 +15,7 @@ from mnistx.config.kinds import in_range
 from mnistx.config.targets import dataset_class
 from mnistx.data.batches import Split, TensorBatches
 from mnistx.data.files import check_idx, ensure_raw_files
+from mnistx.data.folds import check_folds, cv_split
 from mnistx.errors import UserError
 
 # What _load decoded last in this process (the files it came from, the tensors), and the
@@ -84,9 +85,12 @@ class MNISTDataModule(L.LightningDataModule):
         channels: int = 1,
         image_size: int = 28,
         num_classes: int = 10,
+        folds: int | None = None,
+        fold: int | None = None,
     ) -> None:
         super().__init__()
         _check_sizes(batch_size, eval_batch_size, val_size)
+        check_folds(folds, fold)
         _check_format(std, image_size, channels, num_classes)
         self.dataset_cls: Any = dataset_class(dataset)
         self.data_dir = os.path.expanduser(str(data_dir))
@@ -95,6 +99,7 @@ class MNISTDataModule(L.LightningDataModule):
         self.val_size = val_size
         self.mean, self.std = mean, std
         self.seed = seed
+        self.folds, self.fold = folds, fold
         self.classes: list[str] = []
         self.splits: dict[str, Split] = {}
 
@@ -142,18 +147,21 @@ class MNISTDataModule(L.LightningDataModule):
         ensure_raw_files(self.dataset_cls, self.data_dir, self.num_classes)
         x, y = self._load(train=True)
         n = len(x)
-        if not 0 < self.val_size < n:
+        if self.folds is not None:
+            val_idx, train_idx = cv_split(y, self.folds, self.fold or 0, self.seed)
+        elif not 0 < self.val_size < n:
             raise UserError(
                 f"data.val_size={self.val_size} is out of range: the validation split is carved "
                 f"out of the {n} official training images, so it must be between 1 and {n - 1}. "
                 f"Example: data.val_size={max(1, n // 12)}"
             )
-        if self.batch_size > n - self.val_size:
+        else:
+            val_idx, train_idx = self._split(n)
+        if self.batch_size > len(train_idx):
             raise UserError(
                 f"data.batch_size={self.batch_size} is larger than the training split "
-                f"({n - self.val_size} images). Use a smaller data.batch_size or data.val_size."
+                f"({len(train_idx)} images). Use a smaller data.batch_size or data.val_size."
             )
-        val_idx, train_idx = self._split(n)
         self.splits = {
             "train": Split(x, y, train_idx),
             "val": Split(x, y, val_idx),

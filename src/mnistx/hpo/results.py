@@ -20,8 +20,11 @@ log = logging.getLogger("mnistx")
 
 def rerun_command(params: dict[str, Any], fixed: Sequence[str] = ()) -> str:
     """The single run a trial was: the search's command line (its preset, e.g.
-    hparams_search=optuna, and constants) with the trial's values."""
-    constants = [o for o in fixed if not o.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    hparams_search=optuna, and constants) with the trial's values; a cross-validated trial's
+    setting trained once on the usual split (cv.* dropped)."""
+    constants = [
+        o for o in fixed if not o.lstrip("+~").startswith(("hydra.", "hydra/", "cv.", "cv="))
+    ]
     overrides = [*constants, *(f"{k}={override_value(v)}" for k, v in params.items())]
     return " ".join(["python -m mnistx.train", *overrides])
 
@@ -35,6 +38,11 @@ def _trial_record(trial: Any, names: Sequence[str], fixed: Sequence[str]) -> dic
         "values": values,
         "params": dict(trial.params),
         "folder": trial.user_attrs.get(FOLDER),
+        **(
+            {"folds": trial.user_attrs["mnistx.folders"]}
+            if "mnistx.folders" in trial.user_attrs
+            else {}
+        ),
         "command": rerun_command(trial.params, fixed),
     }
 

@@ -151,10 +151,14 @@ class Search:
         return True
 
     def _run_batch(self, trials: list[Any], heartbeat: studies.Heartbeat) -> Any:
+        # cv.folds=k: a trial is k jobs, one per fold, and its value their mean.
+        folds = self.config.get("cv", {}).get("folds")
+        per_fold = [[f"cv.fold={i}"] for i in range(folds)] if folds else [[]]
         batch = []
         for trial in trials:
             sampled = [f"{k}={override_value(v)}" for k, v in trial.params.items()]
-            batch.append([*sampled, *self.fixed, f"hydra.sweeper.trial={trial.number}"])
+            trial_job = [*sampled, *self.fixed, f"hydra.sweeper.trial={trial.number}"]
+            batch += [[*trial_job, *fold] for fold in per_fold]
         try:
             results = launch(self.launcher, self.sweep_dir, batch, self.job_idx)
         except BaseException:
@@ -163,9 +167,9 @@ class Search:
                 heartbeat.done(trial.number)
             raise
         self.job_idx += len(batch)
-        for trial, result in zip(trials, results, strict=True):
+        for i, trial in enumerate(trials):
             try:
-                self._tell(trial, result)
+                self._tell(trial, results[i * len(per_fold) : (i + 1) * len(per_fold)])
             except RuntimeError as e:  # already closed: another worker took it for dead
                 log.warning(
                     "Trial #%d ended, but the study has it closed already (%s); its "
@@ -185,29 +189,35 @@ class Search:
         except Exception as e:  # the storage may be gone with the interrupt
             log.debug("could not mark trial #%s: %s", trial.number, e)
 
-    def _tell(self, trial: Any, result: Any) -> None:
-        """The trial's result, from the job's metrics.json."""
+    def _tell(self, trial: Any, results: list[Any]) -> None:
+        """The trial's result, from its jobs' metrics.json: one job, or one per fold (their
+        mean, and a failure when any fold failed)."""
         from optuna.trial import TrialState
 
         from mnistx.runs.records import read_metrics
 
-        folder = Path(str(result.hydra_cfg.hydra.runtime.output_dir))
-        trial.set_user_attr(studies.FOLDER, str(folder))
-        try:
-            result.return_value  # noqa: B018  (raises what the job raised)
-        except Exception as e:
-            log.error("trial #%d failed: %s (outputs in %s)", trial.number, e, folder)
-        metrics = read_metrics(folder) or {}
-        status = metrics.get("status")
-        if status == "pruned":
+        found = []
+        for result in results:
+            folder = Path(str(result.hydra_cfg.hydra.runtime.output_dir))
+            try:
+                result.return_value  # noqa: B018  (raises what the job raised)
+            except Exception as e:
+                log.error("trial #%d failed: %s (outputs in %s)", trial.number, e, folder)
+            found.append((folder, read_metrics(folder) or {}))
+        trial.set_user_attr(studies.FOLDER, str(found[0][0]))
+        if len(found) > 1:
+            trial.set_user_attr("mnistx.folders", [str(f) for f, _ in found])
+        if any(m.get("status") == "pruned" for _, m in found):
             self.study.tell(trial, state=TrialState.PRUNED)
             return
-        values = [metrics.get(name) for name in self.objectives]
-        if status == "ok" and all(isinstance(v, int | float) for v in values):
-            self.study.tell(trial, [float(v) for v in values if v is not None])
+        values = [[m.get(name) for _, m in found] for name in self.objectives]
+        numbers = [[float(v) for v in each if isinstance(v, int | float)] for each in values]
+        if all(m.get("status") == "ok" for _, m in found) and numbers == values:
+            self.study.tell(trial, [sum(each) / len(each) for each in numbers])
             return
-        if metrics.get("reason"):
-            trial.set_user_attr("mnistx.reason", str(metrics["reason"])[:500])
+        reason = next((str(m["reason"]) for _, m in found if m.get("reason")), None)
+        if reason:
+            trial.set_user_attr("mnistx.reason", reason[:500])
         self.study.tell(trial, state=TrialState.FAIL)
 
     def finish(self) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from mnistx.runs.resolvers import FRESH_FOLDER_RESOLVERS, reused_run_folder
 from mnistx.runs.sweep_record import swept_keys
 
 SUBDIR = "hydra.sweep.subdir"
+FOLD = "cv.fold"
 
 
 def claim_folder(path: str) -> str:
@@ -62,7 +63,8 @@ def with_job_folders(sweep_dir: Path, batch: Sequence[Sequence[str]]) -> list[li
     (`optimizer.lr=0.01,model.activation=tanh`), `-1`, `-2`, ... when a folder of that name
     exists (a repeated Optuna trial, a resumed study). A job that names its folder already (a
     sweep being finished) keeps it; one with nothing swept is named by its number."""
-    keys = swept_keys(sweep_dir)
+    # A fold of a cross-validation is named too (an Optuna trial's jobs differ in it alone).
+    keys = [*(k for k in swept_keys(sweep_dir) if k != FOLD), FOLD]
     jobs = []
     for job in batch:
         job = list(job)

@@ -24,11 +24,14 @@ from mnistx.config.overrides import parse_overrides, short_value
 from mnistx.errors import UserError
 from mnistx.runs.layout import CONFIG, METRICS, OVERRIDES, SWEEP_CONFIG
 from mnistx.runs.records import write_text
-from mnistx.sweeps import importance
+from mnistx.sweeps import cross_validation, importance
 from mnistx.sweeps.report_place import check_tag, report_folder
 from mnistx.sweeps.statistics import add_statistics, mean_std, one_per_sample, verdict
 
 SEED = "seed"
+# Keys whose jobs are samples of one setting, pooled in its row: seeds, and the folds of a
+# cross-validation (cv.folds).
+POOLED = (SEED, "cv.fold")
 log = logging.getLogger("mnistx")
 
 
@@ -139,7 +142,7 @@ def swept_keys(runs: Sequence[dict[str, Any]]) -> list[str]:
 
 def group_runs(runs: Sequence[dict[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
     """One row per setting of the non-seed keys, best val/acc_best first."""
-    params = [k for k in keys if k != SEED]
+    params = [k for k in keys if k not in POOLED]
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for run in runs:
         groups.setdefault(tuple(run["values"].get(k, "") for k in params), []).append(run)
@@ -270,13 +273,14 @@ def report(
                 "they start: python -m mnistx.train tags=[baseline]"
             )
     keys = swept_keys(runs)
-    params = [k for k in keys if k != SEED]
+    params = [k for k in keys if k not in POOLED]
     rows = group_runs(runs, keys)
     add_statistics(rows)
     shown = [*params, *(["tags"] if any(r["tags"] for r in rows) else [])]
     out, where = report_folder(dirs, out, tag, overwrite)
     ranked = importance.rank(runs, params)
-    write_reports(rows, shown, out, importance.report_lines(ranked))
+    more = [*cross_validation.report_lines(rows, params), *importance.report_lines(ranked)]
+    write_reports(rows, shown, out, more)
     plots = [plot_curves(runs, keys, out / "val_acc_curves.png")]
     plots += plot_final_accuracy(rows, params, out) + importance.write(runs, params, ranked, out)
     title = f"mnistx comparison: {len(runs)} runs, {len(rows)} settings"
@@ -284,6 +288,7 @@ def report(
     sentence = verdict(rows, params)
     if sentence:
         Console().print(sentence)
+    cross_validation.say(rows, params)
     importance.say(ranked)
     Console().print(
         f"Written to {out}: comparison.md, comparison.csv, " + ", ".join(p.name for p in plots if p)
