@@ -64,6 +64,22 @@ def test_bad_cv_settings_are_one_line(folds, fold, text):
         check_folds(folds, fold)
 
 
+@pytest.mark.parametrize(
+    "args,text",
+    [
+        (["-m", "cv.folds=abc"], "cv.folds=abc must be an integer >= 2"),
+        (["-m", "hparams_search=optuna", "cv.folds=1"], "cv.folds=1 must be an integer >= 2"),
+        (["-m", "cv=5"], "cv=5 replaces the cv settings (cv.folds, cv.fold)"),
+        (["cv.folds=5"], "cv.folds=5 trains one job per fold: run it as a sweep"),
+    ],
+)
+def test_bad_cv_settings_on_the_command_line_exit_1_with_one_line(tiny_data, tmp_path, args, text):
+    proc = run_cli(tmp_path, *args, f"data.data_dir={tiny_data}", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    (line,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert text in line
+
+
 def _jobs(sweep: Path) -> dict[str, dict]:
     return {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/metrics.json")}
 

@@ -35,6 +35,19 @@ def test_a_warm_started_run_equals_a_fresh_one(tiny_data, tmp_path):
     assert files[0] == files[1]
 
 
+def test_the_warm_start_outlives_a_run_trained_in_the_test_process(tmp_path):
+    """An in-process run sets Lightning's PL_GLOBAL_SEED in the test process's environment;
+    commands after it still start warm (it is read only while a run goes on)."""
+    import lightning.pytorch as L
+
+    L.seed_everything(1234, verbose=False)
+    assert os.environ["PL_GLOBAL_SEED"] == "1234"
+    proc = run_module("mnistx.train", ["--cfg", "job"], tmp_path, dict(os.environ), 300)
+    assert proc is not None and proc.returncode == 0 and "optimizer:" in proc.stdout
+    changed = {**os.environ, "PYTHONPATH": str(tmp_path)}  # read when Python starts: fresh
+    assert run_module("mnistx.train", ["--cfg", "job"], tmp_path, changed, 300) is None
+
+
 def test_a_warm_started_error_equals_a_fresh_one(tmp_path):
     args = ["optimizer.lr=-1"]
     warm = run_module("mnistx.train", args, tmp_path, dict(os.environ), 300)

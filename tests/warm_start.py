@@ -28,9 +28,14 @@ from pathlib import Path
 # Libraries whose import is the cost; none of them is mnistx, so each command imports its
 # own code afresh (and any change to src/ is seen at once).
 WARM = ("torch", "torchvision.datasets", "torchmetrics", "lightning.pytorch", "hydra", "omegaconf")
-# Environment variables read at import time by those libraries: a command that changes one
-# must start fresh.
-IMPORT_TIME_ENV = ("PYTHON", "TORCH", "CUDA", "OMP_", "MKL", "KMP_", "PL_", "LIGHTNING", "LD_")
+# Environment variables read when the interpreter starts or those libraries are imported: a
+# command whose environment differs in one from the test session's must start fresh. (The
+# libraries also set variables of their own while a test trains in-process, such as
+# PL_GLOBAL_SEED and TORCHINDUCTOR_CACHE_DIR; those are read only while a run goes on, from
+# the environment the command is given.)
+IMPORT_TIME_ENV = ("PYTHON", "LD_", "OMP_", "MKL_", "KMP_", "CUDA_VISIBLE_DEVICES", "MPLBACKEND")
+# The environment of the test session, before any test changed it: the warm interpreter's.
+BASE_ENV = dict(os.environ)
 
 
 class _Fresh(Exception):
@@ -48,9 +53,12 @@ class _Client:
     def _start(self) -> socket.socket:
         folder = tempfile.mkdtemp(prefix="mnistx-warm-")
         path = os.path.join(folder, "socket")
-        self.env = dict(os.environ)
+        self.env = BASE_ENV
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, path], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+            [sys.executable, __file__, path],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=BASE_ENV,
         )
         assert self.proc.stdout is not None
         if self.proc.stdout.readline().strip() != b"ready":
@@ -70,7 +78,7 @@ class _Client:
     def usable_for(self, env: dict[str, str]) -> bool:
         if os.environ.get("MNISTX_TESTS_FRESH") == "1":
             return False
-        base = self.env or dict(os.environ)
+        base = self.env or BASE_ENV
         changed = {k for k in env.keys() | base.keys() if env.get(k) != base.get(k)}
         return not any(k.startswith(IMPORT_TIME_ENV) for k in changed)
 

@@ -164,7 +164,8 @@ def _trial_reporter(hc: HydraConf, cfg: DictConfig) -> list[Any]:
     """[the Optuna trial's reporter] for a job of an Optuna search, else []."""
     if "OptunaSweeper" not in str(hc.sweeper.get("_target_")):
         return []
-    if (cfg.get("cv") or {}).get("folds"):  # a trial's value is its folds' mean: no pruning
+    cv = cfg.get("cv")
+    if isinstance(cv, DictConfig) and cv.get("folds"):  # a trial is its folds' mean: no pruning
         return []
     from mnistx.hpo.trial import reporter
 

@@ -16,6 +16,7 @@ interrupted ones continue from their checkpoints.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from mnistx.compat.hydra import basic_sweeper, sweeper_params
+from mnistx.errors import UserError
 
 log = logging.getLogger("mnistx")
 
@@ -34,9 +36,13 @@ log = logging.getLogger("mnistx")
 def fold_axis(config: DictConfig, arguments: Sequence[str]) -> list[str]:
     """cv.folds=k: one job per fold (cv.fold=0 ... k-1) for every setting, unless the command
     line picks the folds itself."""
+    from mnistx.config.kinds import check_kinds
     from mnistx.data.folds import check_folds
 
-    folds = (config.get("cv") or {}).get("folds")
+    cv = config.get("cv")
+    if cv is not None and not isinstance(cv, DictConfig):
+        check_kinds(config)  # says what is wrong with it
+    folds = cv.get("folds") if isinstance(cv, DictConfig) else None
     if folds is None or any(a.split("=")[0].lstrip("+~") == "cv.fold" for a in arguments):
         return []
     check_folds(folds, 0)
@@ -59,7 +65,11 @@ class GridSweeper(basic_sweeper()):  # type: ignore[misc]
         assert self.hydra_context is not None
         loader = self.hydra_context.config_loader
         parser = OverridesParser.create(config_loader=loader)
-        axis = fold_axis(self.config, [*arguments, *sweeper_params(self)])
+        try:
+            axis = fold_axis(self.config, [*arguments, *sweeper_params(self)])
+        except UserError as e:  # one paragraph and exit 1, as the Optuna sweeper's
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(1)
         overrides = parser.parse_overrides([*sweeper_params(self), *arguments, *axis])
         self.overrides = self.split_arguments(overrides, self.max_batch_size)
 
@@ -118,7 +128,6 @@ class OptunaSweeper(Sweeper):
         print any exception with its stack)."""
         import sys
 
-        from mnistx.errors import UserError
         from mnistx.hpo.search import run_search
 
         assert self.config is not None

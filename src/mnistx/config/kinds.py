@@ -108,8 +108,20 @@ def _accepts(kinds: set[str], value: Any) -> bool:
     return kind == "int" and "float" in kinds  # 1 for 1.0
 
 
+# train.yaml's nodes of plain settings, and their keys.
+SETTINGS_NODES = {"cv": ("folds", "fold"), "slurm": ("partition", "account")}
+
+
 def check_kinds(cfg: DictConfig) -> None:
     """Each key the config groups know takes the kind of value they give it."""
+    for key in SETTINGS_NODES:  # first: others interpolate them (data.folds: ${cv.folds})
+        node = cfg.get(key)
+        if node is not None and not isinstance(node, DictConfig):
+            keys = ", ".join(f"{key}.{k}" for k in SETTINGS_NODES[key])
+            raise UserError(
+                f"{key}={show(node)} replaces the {key} settings ({keys}) with a single value. "
+                f"Set one of them instead, e.g. {key}.{SETTINGS_NODES[key][0]}=..."
+            )
     values = OmegaConf.to_container(cfg, resolve=True)
     defaults = default_values()
 

@@ -19,6 +19,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from mnistx.config.overrides import override_value
+from mnistx.data.folds import check_folds
 from mnistx.hpo import results, settings
 from mnistx.hpo import study as studies
 from mnistx.hpo.space import search_space
@@ -40,6 +41,10 @@ class Search:
         self.sweeper = config.hydra.sweeper
         self.launcher = launcher
         settings.check_settings(self.sweeper)
+        cv = config.get("cv")
+        self.folds = cv.get("folds") if isinstance(cv, DictConfig) else None
+        if self.folds is not None:
+            check_folds(self.folds, 0)
         self.space, self.fixed = search_space(self.sweeper, arguments)
         self.objectives = settings.objectives(self.sweeper)
         self.sweep_dir = Path(str(config.hydra.sweep.dir))
@@ -152,7 +157,7 @@ class Search:
 
     def _run_batch(self, trials: list[Any], heartbeat: studies.Heartbeat) -> Any:
         # cv.folds=k: a trial is k jobs, one per fold, and its value their mean.
-        folds = self.config.get("cv", {}).get("folds")
+        folds = self.folds
         per_fold = [[f"cv.fold={i}"] for i in range(folds)] if folds else [[]]
         batch = []
         for trial in trials:
