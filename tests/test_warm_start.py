@@ -7,7 +7,7 @@ import json
 import os
 
 from helpers import TINY_OVERRIDES, run_cli
-from warm_start import run_module
+from warm_start import refused, run_module
 
 
 def _fresh(cwd, *args):
@@ -19,7 +19,7 @@ def test_a_warm_started_run_equals_a_fresh_one(tiny_data, tmp_path):
     warm = run_module(
         "mnistx.train", [*args, "hydra.run.dir=warm"], tmp_path, dict(os.environ), 300
     )
-    assert warm is not None, "the warm interpreter did not start"
+    assert warm is not None, refused()
     fresh = _fresh(tmp_path, *args, "hydra.run.dir=fresh")
     assert warm.returncode == fresh.returncode == 0, warm.stderr + fresh.stderr
     runs = [json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("warm", "fresh")]
@@ -43,7 +43,8 @@ def test_the_warm_start_outlives_a_run_trained_in_the_test_process(tmp_path):
     L.seed_everything(1234, verbose=False)
     assert os.environ["PL_GLOBAL_SEED"] == "1234"
     proc = run_module("mnistx.train", ["--cfg", "job"], tmp_path, dict(os.environ), 300)
-    assert proc is not None and proc.returncode == 0 and "optimizer:" in proc.stdout
+    assert proc is not None, refused()
+    assert proc.returncode == 0 and "optimizer:" in proc.stdout
     changed = {**os.environ, "PYTHONPATH": str(tmp_path)}  # read when Python starts: fresh
     assert run_module("mnistx.train", ["--cfg", "job"], tmp_path, changed, 300) is None
 
@@ -52,7 +53,8 @@ def test_a_warm_started_error_equals_a_fresh_one(tmp_path):
     args = ["optimizer.lr=-1"]
     warm = run_module("mnistx.train", args, tmp_path, dict(os.environ), 300)
     fresh = _fresh(tmp_path, *args)
-    assert warm is not None and warm.returncode == fresh.returncode == 1
+    assert warm is not None, refused()
+    assert warm.returncode == fresh.returncode == 1
     assert warm.stdout == fresh.stdout
     strip = [[ln for ln in p.stderr.splitlines() if "outputs/" not in ln] for p in (warm, fresh)]
     assert strip[0] == strip[1] and any(ln.startswith("error:") for ln in strip[0])

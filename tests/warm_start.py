@@ -29,63 +29,73 @@ from pathlib import Path
 # own code afresh (and any change to src/ is seen at once).
 WARM = ("torch", "torchvision.datasets", "torchmetrics", "lightning.pytorch", "hydra", "omegaconf")
 # Environment variables read when the interpreter starts or those libraries are imported: a
-# command whose environment differs in one from the test session's must start fresh. (The
+# command whose environment differs in one from this test process's starts fresh. (The
 # libraries also set variables of their own while a test trains in-process, such as
 # PL_GLOBAL_SEED and TORCHINDUCTOR_CACHE_DIR; those are read only while a run goes on, from
 # the environment the command is given.)
 IMPORT_TIME_ENV = ("PYTHON", "LD_", "OMP_", "MKL_", "KMP_", "CUDA_VISIBLE_DEVICES", "MPLBACKEND")
-# The environment of the test session, before any test changed it: the warm interpreter's.
-BASE_ENV = dict(os.environ)
 
 
-class _Fresh(Exception):
-    """The warm interpreter cannot stand in for a fresh one."""
+def _startup(env: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k.startswith(IMPORT_TIME_ENV)}
 
 
 class _Client:
-    """This test process's warm interpreter, started on first use."""
+    """This test process's warm interpreter: started on first use, and again when it has
+    gone or this process's start-up variables have changed."""
 
     def __init__(self) -> None:
         self.proc: subprocess.Popen | None = None
         self.sock: socket.socket | None = None
         self.env: dict[str, str] = {}
+        self.refused = ""  # why the last command started fresh (shown by the tests)
 
-    def _start(self) -> socket.socket:
+    def _start(self) -> socket.socket | None:
+        self.close()
         folder = tempfile.mkdtemp(prefix="mnistx-warm-")
         path = os.path.join(folder, "socket")
-        self.env = BASE_ENV
+        self.env = dict(os.environ)
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, path],
-            stdout=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            env=BASE_ENV,
+            [sys.executable, __file__, path], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
         )
         assert self.proc.stdout is not None
-        if self.proc.stdout.readline().strip() != b"ready":
-            self.env = {"MNISTX_TESTS_FRESH": "1"}  # (never matches: every command fresh)
-            raise _Fresh
+        said = self.proc.stdout.readline().strip()
+        if said != b"ready":
+            self.refused = f"the warm interpreter said {said!r} when it started"
+            self.proc.wait(timeout=30)
+            self.proc = None
+            return None
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.connect(path)
-        atexit.register(self.close)
         return self.sock
 
     def close(self) -> None:
         if self.sock is not None:
             self.sock.close()
+            self.sock = None
         if self.proc is not None:
             self.proc.wait(timeout=30)
+            self.proc = None
 
-    def usable_for(self, env: dict[str, str]) -> bool:
+    def connection(self, env: dict[str, str]) -> socket.socket | None:
+        """The warm interpreter for a command with this environment, or None: start fresh."""
         if os.environ.get("MNISTX_TESTS_FRESH") == "1":
-            return False
-        base = self.env or BASE_ENV
-        changed = {k for k in env.keys() | base.keys() if env.get(k) != base.get(k)}
-        return not any(k.startswith(IMPORT_TIME_ENV) for k in changed)
+            self.refused = "MNISTX_TESTS_FRESH=1"
+            return None
+        if _startup(env) != _startup(dict(os.environ)):  # this command's own: fresh
+            self.refused = "the command sets its own start-up variables"
+            return None
+        alive = self.proc is not None and self.proc.poll() is None
+        if not alive or _startup(self.env) != _startup(dict(os.environ)):
+            return self._start()
+        return self.sock
 
     def run(
         self, module: str, args: list[str], cwd: Path, env: dict[str, str], timeout: float
-    ) -> subprocess.CompletedProcess:
-        sock = self.sock or self._start()
+    ) -> subprocess.CompletedProcess | None:
+        sock = self.connection(env)
+        if sock is None:
+            return None
         with tempfile.TemporaryDirectory() as tmp:
             out, err = os.path.join(tmp, "out"), os.path.join(tmp, "err")
             request = {"module": module, "args": args, "cwd": str(cwd), "env": env}
@@ -109,18 +119,19 @@ class _Client:
 
 
 _client = _Client()
+atexit.register(_client.close)
 
 
 def run_module(
     module: str, args: list[str], cwd: Path, env: dict[str, str], timeout: float
 ) -> subprocess.CompletedProcess | None:
-    """The command run in a fork of the warm interpreter, or None where it must start fresh."""
-    if not _client.usable_for(env):
-        return None
-    try:
-        return _client.run(module, args, cwd, env, timeout)
-    except _Fresh:
-        return None
+    """The command run in a fork of the warm interpreter, or None where it must start fresh
+    (`refused()` says why)."""
+    return _client.run(module, args, cwd, env, timeout)
+
+
+def refused() -> str:
+    return _client.refused
 
 
 # The warm interpreter ----------------------------------------------------------------------
