@@ -10,6 +10,8 @@ import textwrap
 
 from helpers import TINY_OVERRIDES
 
+from mnistx.runs.sweep_record import read_sweep_record
+
 SCRIPT = """
 import json, logging, sys
 import torch, torchvision
@@ -80,6 +82,8 @@ def test_train_sweep_compare_and_load_from_python(tiny_data, tmp_path):
     assert sweep_dir.startswith("outputs/multirun/") and jobs == 2
     assert sorted(sweep_accs) == sorted([acc_a, out["b"][1]])
     assert (tmp_path / sweep_dir / "comparison.md").is_file()
+    # Its record is a plain sweep's: `resume=<sweep>` may finish it from the command line.
+    assert list(read_sweep_record(tmp_path / sweep_dir).hydra.overrides.task)
     # compare: a report of two single runs goes to a folder of its own.
     report_dir, compared = out["compare"]
     assert report_dir.startswith("outputs/comparisons/") and compared == sorted(sweep_accs)

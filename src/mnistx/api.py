@@ -26,26 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from mnistx.errors import UserError
 
-# The folders of the command running now, as its Hydra callbacks see them (after
-# mnistx.runs.claims.FolderCallback has claimed them): the API's own callback records them.
-_folders: list[Path] = []
-_RECORDER = "+hydra.callbacks.api_folders._target_=mnistx.api.FolderRecorder"
 INTERRUPTED = 130
-
-
-class FolderRecorder(Callback):
-    """Hydra callback: the run's or the sweep's folder, once claimed."""
-
-    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        _folders.append(Path(str(config.hydra.run.dir)))
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        _folders.append(Path(str(config.hydra.sweep.dir)))
 
 
 @dataclass(frozen=True)
@@ -169,10 +154,11 @@ def _words(overrides: Sequence[str] | str) -> list[str]:
 
 def _command(args: list[str]) -> Path:
     """Run the train command in this process; its folder, or the UserError it reported."""
+    from mnistx.runs.claims import RAN_IN
     from mnistx.train import cli
 
-    _folders.clear()
-    argv, sys.argv = sys.argv, ["mnistx.train", *args, _RECORDER]
+    RAN_IN.clear()
+    argv, sys.argv = sys.argv, ["mnistx.train", *args]
     try:
         with _logging_restored(), _tee_stderr() as said:
             cli()
@@ -183,9 +169,9 @@ def _command(args: list[str]) -> Path:
             raise UserError(_error(said.getvalue())) from None
     finally:
         sys.argv = argv
-    if not _folders:
+    if not RAN_IN:
         raise UserError(_error(said.getvalue()) or "The train command ran nothing.")
-    return _folders[-1]
+    return RAN_IN[-1]
 
 
 @contextlib.contextmanager

@@ -28,6 +28,9 @@ from mnistx.runs.resolvers import FRESH_FOLDER_RESOLVERS, reused_run_folder
 from mnistx.runs.sweep_record import swept_keys
 
 SUBDIR = "hydra.sweep.subdir"
+# The folder of each run or sweep this process has started, the latest last (mnistx.api
+# returns it).
+RAN_IN: list[Path] = []
 FOLD = "cv.fold"
 
 
@@ -88,25 +91,25 @@ class FolderCallback(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         run = config.hydra.run
-        if not _names_fresh_folder(run, "dir"):
-            return
-        folder = str(run.dir)
-        if reused_run_folder(config.get("resume"), config.get("ckpt_path"), folder) is None:
-            _pin(run, "dir", claim_folder(folder))
+        if _names_fresh_folder(run, "dir"):
+            folder = str(run.dir)
+            if reused_run_folder(config.get("resume"), config.get("ckpt_path"), folder) is None:
+                _pin(run, "dir", claim_folder(folder))
+        RAN_IN.append(Path(str(run.dir)))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep = config.hydra.sweep
-        if not _names_fresh_folder(sweep, "dir"):
-            return
-        folder = claim_folder(str(sweep.dir))
-        _pin(sweep, "dir", folder)
-        # The jobs' configs are composed again from the command line and Hydra's overrides:
-        # name the claimed folder there too (a folder `-1` would otherwise be lost).
-        quoted = hydra_quoted(folder)
-        if quoted is not None:
-            overrides = config.hydra.overrides
-            with read_write(overrides):
-                overrides.hydra.append(f"hydra.sweep.dir={quoted}")
+        if _names_fresh_folder(sweep, "dir"):
+            folder = claim_folder(str(sweep.dir))
+            _pin(sweep, "dir", folder)
+            # The jobs' configs are composed again from the command line and Hydra's
+            # overrides: name the claimed folder there too (a folder `-1` would be lost).
+            quoted = hydra_quoted(folder)
+            if quoted is not None:
+                overrides = config.hydra.overrides
+                with read_write(overrides):
+                    overrides.hydra.append(f"hydra.sweep.dir={quoted}")
+        RAN_IN.append(Path(str(sweep.dir)))
 
 
 def _names_fresh_folder(node: DictConfig, key: str) -> bool:
