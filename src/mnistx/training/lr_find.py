@@ -17,19 +17,16 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-import lightning.pytorch as L
 from omegaconf import DictConfig, open_dict
 
 from mnistx.compat.lightning import NullProfiler
 from mnistx.config.build import build
-from mnistx.config.checks import check_config
 from mnistx.config.kinds import in_range
 from mnistx.config.targets import trusting
-from mnistx.config.trainer_checks import check_accelerator, check_devices
 from mnistx.errors import UserError
 from mnistx.runs.job import Job
 from mnistx.training.module import ClassifierModule
-from mnistx.training.runtime import quiet_libraries
+from mnistx.training.runtime import prepare_process
 
 log = logging.getLogger("mnistx")
 PLOT, RECORD = "lr_find.png", "lr_find.json"
@@ -86,11 +83,7 @@ def lr_find(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
 
     tune, out = cfg.tune, Path(cfg.output_dir)
     check_tune(tune)
-    check_config(cfg)
-    quiet_libraries()
-    check_accelerator(cfg.trainer.accelerator)
-    check_devices(cfg.trainer.accelerator, cfg.trainer.get("devices"))
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    prepare_process(cfg)
     datamodule = build("data", cfg.data)
     datamodule.prepare_data()
     # The Tuner raises the rate itself, step by step: the configured schedule has no part.

@@ -19,9 +19,7 @@ from omegaconf import DictConfig
 from mnistx.compat.lightning import NullProfiler, skip_idle_hooks
 from mnistx.compat.torch import compile_seconds
 from mnistx.config.build import build
-from mnistx.config.checks import check_config
 from mnistx.config.targets import trusting
-from mnistx.config.trainer_checks import check_accelerator, check_devices
 from mnistx.hpo.trial import pruned_epoch
 from mnistx.runs.env import is_rank_zero
 from mnistx.runs.job import Job
@@ -33,7 +31,7 @@ from mnistx.training.hparams import flat_hparams
 from mnistx.training.labels import labels_record, run_labels
 from mnistx.training.loggers import Tracker, close_trackers
 from mnistx.training.module import ClassifierModule
-from mnistx.training.runtime import quiet_libraries, skip_per_step_nvml_check
+from mnistx.training.runtime import prepare_process, skip_per_step_nvml_check
 from mnistx.training.summary import print_summary
 
 
@@ -112,13 +110,7 @@ def build_run(
 ) -> Setup:
     """Check the config, then build the data, the module, the callbacks, the logger and the
     Trainer from it (every one through `mnistx.config.build.build`)."""
-    check_config(cfg)
-    quiet_libraries()
-    check_accelerator(cfg.trainer.accelerator)
-    check_devices(cfg.trainer.accelerator, cfg.trainer.get("devices"))
-    if cfg.get("threads"):
-        torch.set_num_threads(cfg.threads)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    prepare_process(cfg)
 
     datamodule = build("data", cfg.data)
     # All four data files, before anything is built or written (DDP's other ranks leave it to

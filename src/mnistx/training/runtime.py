@@ -1,4 +1,5 @@
-"""Process-wide settings a run makes before training: library logging and the NVML check."""
+"""Process-wide settings a run makes before training: the config checked, library logging,
+threads and seeds, and the NVML check."""
 
 from __future__ import annotations
 
@@ -6,6 +7,24 @@ import logging
 import os
 import warnings
 from typing import Any
+
+
+def prepare_process(cfg: Any) -> None:
+    """Before anything of a run (training, or tune=lr_find) is built: the config checked,
+    the accelerator and devices there, the libraries quiet, the threads and seeds set."""
+    import lightning.pytorch as L
+    import torch
+
+    from mnistx.config.checks import check_config
+    from mnistx.config.trainer_checks import check_accelerator, check_devices
+
+    check_config(cfg)
+    quiet_libraries()
+    check_accelerator(cfg.trainer.accelerator)
+    check_devices(cfg.trainer.accelerator, cfg.trainer.get("devices"))
+    if cfg.get("threads"):
+        torch.set_num_threads(cfg.threads)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
 
 
 def quiet_libraries() -> None:
