@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -48,12 +49,13 @@ class _Client:
         self.proc: subprocess.Popen | None = None
         self.sock: socket.socket | None = None
         self.env: dict[str, str] = {}
+        self.folder: str | None = None  # holds the socket; removed with the interpreter
         self.refused = ""  # why the last command started fresh (shown by the tests)
 
     def _start(self) -> socket.socket | None:
         self.close()
-        folder = tempfile.mkdtemp(prefix="mnistx-warm-")
-        path = os.path.join(folder, "socket")
+        self.folder = tempfile.mkdtemp(prefix="mnistx-warm-")
+        path = os.path.join(self.folder, "socket")
         self.env = dict(os.environ)
         self.proc = subprocess.Popen(
             [sys.executable, __file__, path], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
@@ -76,6 +78,9 @@ class _Client:
         if self.proc is not None:
             self.proc.wait(timeout=30)
             self.proc = None
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
 
     def connection(self, env: dict[str, str]) -> socket.socket | None:
         """The warm interpreter for a command with this environment, or None: start fresh."""
