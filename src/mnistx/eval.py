@@ -111,7 +111,7 @@ def evaluate(
     from mnistx.config.build import build
     from mnistx.inspection import drawing
     from mnistx.inspection.inference import captions, most_confident_mistakes, predict_probs
-    from mnistx.runs.compose import register_resolvers
+    from mnistx.runs.compose import set_up_omegaconf
     from mnistx.runs.guard import check_folder, expand, make_folder
     from mnistx.runs.layout import EVAL
     from mnistx.runs.records import resolved, write_json
@@ -119,7 +119,7 @@ def evaluate(
     from mnistx.training.module import ClassifierModule
     from mnistx.training.runtime import quiet_libraries
 
-    register_resolvers()
+    set_up_omegaconf()
     quiet_libraries()
     run_dir, ckpt_path = locate(run, ckpt)
     cfg = run_config(run_dir, data_dir)

@@ -31,9 +31,9 @@ if TYPE_CHECKING:
     from hydra.conf import HydraConf
 
     from mnistx.runs.job import Job
-from mnistx.runs.compose import register_resolvers
+from mnistx.runs.compose import set_up_omegaconf
 
-register_resolvers()
+set_up_omegaconf()
 log = logging.getLogger("mnistx")
 MULTIRUN = {"-m", "--multirun"}
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from mnistx.compat.omegaconf import read_yaml
 from mnistx.errors import UserError
 
 # Config groups whose files give each key's kind; the root keys come from train.yaml.
@@ -73,7 +74,7 @@ def default_values() -> dict[str, list[Any]]:
     the default option's first (the examples in messages come from it)."""
     conf = files("mnistx.conf")
     found: dict[str, list[Any]] = {}
-    root = OmegaConf.to_container(OmegaConf.load(str(conf / "train.yaml")))
+    root = read_yaml(str(conf / "train.yaml"))
     assert isinstance(root, dict)
     chosen = {k: v for d in root["defaults"] if isinstance(d, dict) for k, v in d.items()}
     for key, value in root.items():
@@ -83,7 +84,7 @@ def default_values() -> dict[str, list[Any]]:
         names = sorted(f.name for f in (conf / group).iterdir() if f.name.endswith(".yaml"))
         names.sort(key=lambda name: name != f"{chosen.get(group)}.yaml")
         for name in names:
-            _leaves(OmegaConf.to_container(OmegaConf.load(str(conf / group / name))), group, found)
+            _leaves(read_yaml(str(conf / group / name)), group, found)
     return found
 
 

@@ -30,8 +30,7 @@ from functools import cache
 from importlib.resources import files
 from typing import Any, cast
 
-from omegaconf import OmegaConf
-
+from mnistx.compat.omegaconf import read_yaml
 from mnistx.errors import UserError
 
 # Modules whose classes of the given base may be built though conf/ does not name them.
@@ -111,7 +110,7 @@ def _conf_names() -> tuple[frozenset[str], frozenset[str]]:
             if entry.is_dir() and entry.name not in ("local", "__pycache__"):
                 stack.append(entry)
             elif entry.name.endswith(".yaml"):
-                data = OmegaConf.to_container(OmegaConf.load(str(entry)))
+                data = read_yaml(str(entry))
                 _walk_yaml(data, targets, datasets)
     return frozenset(targets), frozenset(datasets)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from mnistx.compat.omegaconf import read_yaml
 from mnistx.config.overrides import swept_keys_of
 from mnistx.errors import UserError
 from mnistx.runs.layout import SWEEP_CONFIG
@@ -34,7 +35,7 @@ _SWEEP_HYDRA_KEYS = re.compile(
 def _plain_record(path: Path) -> dict[str, Any]:
     """The command line (hydra.overrides.task and .hydra) and the sweeper's `_target_` and
     `params` of a multirun.yaml, as plain strings, nothing resolved; nothing else is kept."""
-    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    raw = read_yaml(path)
     if not isinstance(raw, dict) or not isinstance(raw.get("hydra"), dict):
         raise ValueError("no hydra node")
     hydra = raw["hydra"]
