@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-from warm_start import run_module
+from warm_start import WarmProcess, run_module, start_module
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MNIST = REPO.parent / "shared" / "data" / "MNIST" / "raw"
@@ -71,6 +72,33 @@ def run_cli(
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def start_cli(
+    cwd: Path,
+    *args: str,
+    module: str = "mnistx.train",
+    stdout: int = subprocess.DEVNULL,
+    stderr: int = subprocess.PIPE,
+) -> WarmProcess | subprocess.Popen:
+    """`python -m mnistx.train ARGS` started as from a terminal (Ctrl-C raises
+    KeyboardInterrupt), for a test that watches, signals and waits for it as a Popen (text
+    streams): a fork of the warm interpreter, or a fresh one where that is refused."""
+    env = dict(os.environ)
+    proc = start_module(module, list(args), cwd, env, stdout=stdout, stderr=stderr)
+    if proc is not None:
+        return proc
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        stdout=stdout,
+        stderr=stderr,
+        text=True,
+        env=env,
+        # A background shell job (CI started with `&`) would inherit an ignored SIGINT, and
+        # Python then never raises KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
 def snapshot(folder: Path) -> dict[str, str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import TINY_OVERRIDES, make_tiny_dataset, run_cli, write_idx
+from helpers import TINY_OVERRIDES, make_tiny_dataset, run_cli, start_cli, write_idx
 
 from mnistx.runs.claims import claim_folder
 from mnistx.runs.resolvers import unique_dir
@@ -97,15 +97,7 @@ def test_unknown_names_get_hydras_short_message_listing_the_options(tmp_path, ov
 
 
 def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path):
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "mnistx.train", "optimizer.lr=-1"],
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(3)
-    ]
+    procs = [start_cli(tmp_path, "optimizer.lr=-1", stderr=subprocess.DEVNULL) for _ in range(3)]
     assert [p.wait(timeout=120) for p in procs] == [1, 1, 1]
     runs = list((tmp_path / "outputs").glob("*/*/metrics.json"))
     assert len(runs) == 3

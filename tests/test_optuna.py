@@ -19,7 +19,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from helpers import TINY_OVERRIDES, run_cli
+from helpers import TINY_OVERRIDES, run_cli, start_cli
 from omegaconf import OmegaConf
 from packaging.requirements import Requirement
 
@@ -243,14 +243,7 @@ def test_a_search_stores_its_study_resumes_and_opens_in_optuna_dashboard(tiny_da
 def _two_workers(cwd: Path, args: list[str]) -> list[subprocess.CompletedProcess]:
     """The same command started twice at once, as on two machines."""
     procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "mnistx.train", *args],
-            cwd=cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
+        start_cli(cwd, *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)
     ]
     done = []
     for p in procs:

@@ -4,33 +4,23 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from helpers import SAME_RESULTS, TINY_OVERRIDES, run_cli
+from helpers import SAME_RESULTS, TINY_OVERRIDES, run_cli, start_cli
 
 # Small batches and dropout: many steps per epoch, and RNG that must be restored.
 ARGS = [*TINY_OVERRIDES, "data.batch_size=2", "trainer.max_epochs=6", "model.dropout=0.2"]
 SAME = SAME_RESULTS
 
 
-def _start(cwd: Path, data: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "mnistx.train", f"data.data_dir={data}", *ARGS],
-        cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        # As in a terminal: a background shell job (e.g. CI started with `&`) inherits an
-        # ignored SIGINT, and Python then never raises KeyboardInterrupt.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+def _start(cwd: Path, data: Path) -> Any:
+    return start_cli(cwd, f"data.data_dir={data}", *ARGS)  # as from a terminal
 
 
-def _wait_for_epoch(cwd: Path, proc: subprocess.Popen) -> Path:
+def _wait_for_epoch(cwd: Path, proc: Any) -> Path:
     """The run folder, once its first last.ckpt is on disk (training is then in epoch 2+)."""
     deadline = time.time() + 120
     while time.time() < deadline:

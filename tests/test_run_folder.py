@@ -11,9 +11,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from helpers import SAME_RESULTS, TINY_OVERRIDES, run_cli, snapshot
+from helpers import SAME_RESULTS, TINY_OVERRIDES, run_cli, snapshot, start_cli
 
 from mnistx.runs.layout import resume_arg
 
@@ -31,19 +32,11 @@ def _one_run(cwd: Path) -> Path:
     return run
 
 
-def _start(cwd: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "mnistx.train", *args],
-        cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        # A background shell job (CI started with `&`) would inherit an ignored SIGINT.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+def _start(cwd: Path, *args: str) -> Any:
+    return start_cli(cwd, *args)  # as from a terminal
 
 
-def _wait_for(path_glob, proc: subprocess.Popen) -> Path:
+def _wait_for(path_glob, proc: Any) -> Path:
     deadline = time.time() + 120
     while time.time() < deadline:
         found = list(path_glob())

@@ -12,9 +12,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from helpers import TINY_OVERRIDES, run_cli, two_node_ddp
+from helpers import TINY_OVERRIDES, run_cli, start_cli, two_node_ddp
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 JOBS = ("optimizer.lr=0.001", "optimizer.lr=0.01")
@@ -157,7 +158,7 @@ def _slurm_jobs() -> dict[str, str]:
     raise AssertionError(f"squeue keeps failing: {proc.stderr}")
 
 
-def _requeue_after_first_checkpoint(folder: Path, proc: subprocess.Popen) -> str:
+def _requeue_after_first_checkpoint(folder: Path, proc: Any) -> str:
     """`scontrol requeue` the running job that trains in `folder` once it has saved its first
     checkpoint. It starts again by itself ~11 s later (the test cluster's cred_expire)."""
     deadline = time.time() + 240
@@ -174,21 +175,17 @@ def _epochs_args(data: Path) -> list[str]:
     return [f"data.data_dir={data}", *TINY_OVERRIDES, "data.batch_size=2", "trainer.max_epochs=3"]
 
 
-def _one_task_at_a_time(cwd: Path, args: list[str], sweep_dir: Path) -> subprocess.Popen:
+def _one_task_at_a_time(cwd: Path, args: list[str], sweep_dir: Path) -> Any:
     """A 2-job SLURM array sweep (lr 2e-3, 3e-3) running one task at a time, started."""
-    command = [
-        sys.executable,
-        "-m",
-        "mnistx.train",
+    return start_cli(
+        cwd,
         "-m",
         *args,
         "optimizer.lr=2e-3,3e-3",
         *ON_TEST_CLUSTER,
         "hydra.launcher.array_parallelism=1",
         f"hydra.sweep.dir={sweep_dir}",
-    ]
-    return subprocess.Popen(
-        command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        stdout=subprocess.PIPE,
     )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
-from helpers import TINY_OVERRIDES, run_cli
+from helpers import TINY_OVERRIDES, run_cli, start_cli
 
 pytestmark = pytest.mark.slow
 STACKED = "hydra/launcher=stacked"
@@ -280,8 +280,6 @@ def test_a_stopped_stacked_sweep_is_finished_by_resume_as_its_jobs_alone(tiny_da
     job alone from its own last.ckpt and ends where the job trained alone, uninterrupted,
     ends."""
     import signal
-    import subprocess
-    import sys
     import time
 
     sweep = tmp_path / "sw"
@@ -289,14 +287,7 @@ def test_a_stopped_stacked_sweep_is_finished_by_resume_as_its_jobs_alone(tiny_da
     common = [f"data.data_dir={tiny_data}", *TINY_OVERRIDES, "data.batch_size=2"]
     common += ["trainer.max_epochs=3", "scheduler=none"]
     args = ["-m", *common, "optimizer.lr=0.002,0.003", STACKED, f"hydra.sweep.dir={sweep}"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mnistx.train", *args],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    proc = start_cli(tmp_path, *args)
     deadline = time.time() + 240
     while len(list(sweep.glob("*/checkpoints/last.ckpt"))) < 2:
         assert proc.poll() is None and time.time() < deadline, proc.stderr.read()

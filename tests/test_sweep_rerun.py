@@ -10,8 +10,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from helpers import TINY_OVERRIDES, run_cli, snapshot
+from helpers import TINY_OVERRIDES, run_cli, snapshot, start_cli
 
 from mnistx.sweeps.comparison import load_runs
 
@@ -32,16 +33,9 @@ def _sweep_args(data: Path, sweep_dir: Path) -> list[str]:
     ]
 
 
-def _start_and_stop(cwd: Path, args: list[str], job: Path, sig: int) -> subprocess.Popen:
+def _start_and_stop(cwd: Path, args: list[str], job: Path, sig: int) -> Any:
     """Start the sweep and send `sig` once `job` has its first checkpoint."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mnistx.train", *args],
-        cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    proc = start_cli(cwd, *args)
     deadline = time.time() + 240
     while not (job / "checkpoints" / "last.ckpt").exists():
         assert proc.poll() is None and time.time() < deadline, proc.stderr.read()

@@ -7,7 +7,7 @@ import json
 import os
 
 from helpers import TINY_OVERRIDES, run_cli
-from warm_start import refused, run_module
+from warm_start import refused, run_module, start_module
 
 
 def _fresh(cwd, *args):
@@ -58,3 +58,42 @@ def test_a_warm_started_error_equals_a_fresh_one(tmp_path):
     assert warm.stdout == fresh.stdout
     strip = [[ln for ln in p.stderr.splitlines() if "outputs/" not in ln] for p in (warm, fresh)]
     assert strip[0] == strip[1] and any(ln.startswith("error:") for ln in strip[0])
+
+
+def test_a_warm_started_process_pipes_and_exits_as_a_fresh_popen(tmp_path):
+    import subprocess
+    import sys
+
+    args = ["optimizer.lr=-1"]
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    warm = start_module("mnistx.train", args, tmp_path, dict(os.environ), **pipes)
+    assert warm is not None, refused()
+    fresh = subprocess.Popen(
+        [sys.executable, "-m", "mnistx.train", *args], cwd=tmp_path, text=True, **pipes
+    )
+    outputs = [p.communicate(timeout=300) for p in (warm, fresh)]
+    assert warm.returncode == fresh.returncode == 1
+    assert outputs[0][0] == outputs[1][0]
+    strip = [[ln for ln in err.splitlines() if "outputs/" not in ln] for _, err in outputs]
+    assert strip[0] == strip[1] and any(ln.startswith("error:") for ln in strip[0])
+
+
+def test_a_warm_started_process_is_signalled_and_waited_for_as_a_popen(tiny_data, tmp_path):
+    import signal
+    import subprocess
+
+    # Batches of 2 for 50 epochs: still training when the signal comes.
+    args = [f"data.data_dir={tiny_data}", *TINY_OVERRIDES, "data.batch_size=2"]
+    proc = start_module(
+        "mnistx.train", [*args, "trainer.max_epochs=50"], tmp_path, dict(os.environ)
+    )
+    assert proc is not None, refused()
+    assert proc.poll() is None and proc.returncode is None
+    try:
+        proc.wait(timeout=0.2)
+        raise AssertionError("wait() returned before the command ended")
+    except subprocess.TimeoutExpired:
+        pass
+    os.kill(proc.pid, 0)  # the command's own process, not a stand-in
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL and proc.poll() == -signal.SIGKILL

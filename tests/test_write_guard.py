@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import TINY_OVERRIDES, run_cli, snapshot
+from helpers import TINY_OVERRIDES, run_cli, snapshot, start_cli
 
 # The tests share one module fixture (`place`, ~27 s): on one xdist worker it is built once.
 pytestmark = pytest.mark.xdist_group("write_guard")
@@ -197,20 +197,12 @@ def test_sigterm_in_any_phase_exits_non_zero_and_leaves_a_resumable_record(
 
 
 def test_the_same_sweep_started_twice_at_once_runs_each_job_once(tiny_data, tmp_path):
-    import subprocess
-    import sys
     import time
 
     from mnistx.runs.lock import in_use
 
     args = ["-m", f"data.data_dir={tiny_data}", *TINY_OVERRIDES, "seed=1,2", "hydra.sweep.dir=sw"]
-    first = subprocess.Popen(
-        [sys.executable, "-m", "mnistx.train", *args],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    first = start_cli(tmp_path, *args)
     deadline = time.time() + 60
     while in_use(tmp_path / "sw") is None and time.time() < deadline:
         time.sleep(0.05)
