@@ -65,8 +65,9 @@ def pytest_itemcollected(item: pytest.Item) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The service groups first: the longest chain of tests starts at once, while the other
-    worker takes the rest."""
-    items.sort(key=lambda item: _service(item) is None)  # stable: file order otherwise
+    worker takes the rest; then the slow tests, so that short ones end the run on both
+    workers. (xdist hands out the groups, largest first, before the single tests.)"""
+    items.sort(key=lambda item: (_service(item) is None, item.get_closest_marker("slow") is None))
 
 
 @pytest.hookimpl(trylast=True)

@@ -29,6 +29,9 @@ from torchvision.datasets import MNIST
 
 from mnistx.predict import predict
 
+# Its module fixtures train: all its tests on one xdist worker, so they train once.
+pytestmark = pytest.mark.xdist_group("app")
+
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the networking flags Chromium tries Google's hosts, which this machine refuses.
 CHROMIUM_ARGS = [

@@ -10,6 +10,9 @@ from helpers import TINY_OVERRIDES, run_cli, snapshot
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+# Its module fixtures train: all its tests on one xdist worker, so they train once.
+pytestmark = pytest.mark.xdist_group("eval_pictures")
+
 WITH_PICTURES = [o for o in TINY_OVERRIDES if not o.startswith("callbacks.pictures")]
 
 

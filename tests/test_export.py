@@ -14,7 +14,8 @@ import torch
 from helpers import TINY_OVERRIDES, run_cli, snapshot
 from PIL import Image
 
-pytestmark = pytest.mark.slow
+# Its module fixtures train: all its tests on one xdist worker, so they train once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("export")]
 FILES = {"onnx": "model.onnx", "torchscript": "model.pt"}
 
 

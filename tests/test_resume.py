@@ -11,6 +11,9 @@ from typing import Any
 import pytest
 from helpers import SAME_RESULTS, TINY_OVERRIDES, run_cli, start_cli
 
+# Its module fixtures train: all its tests on one xdist worker, so they train once.
+pytestmark = pytest.mark.xdist_group("resume")
+
 # Small batches and dropout: many steps per epoch, and RNG that must be restored.
 ARGS = [*TINY_OVERRIDES, "data.batch_size=2", "trainer.max_epochs=6", "model.dropout=0.2"]
 SAME = SAME_RESULTS

@@ -16,6 +16,9 @@ from helpers import TINY_OVERRIDES, run_cli, snapshot
 
 from mnistx.errors import UserError
 
+# Its module fixtures train: all its tests on one xdist worker, so they train once.
+pytestmark = pytest.mark.xdist_group("saved_runs_are_data")
+
 # (where in the checkpoint's hyperparameters, what to put there); MARKER is filled in.
 CKPT_ATTACKS = {
     "open": (("model", "activation"), {"_target_": "builtins.open", "file": "MARKER", "mode": "w"}),

@@ -13,7 +13,8 @@ import pytest
 import torch
 from helpers import TINY_OVERRIDES, run_cli, start_cli
 
-pytestmark = pytest.mark.slow
+# Its module fixtures train: all its tests on one xdist worker, so they train once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("stacked")]
 STACKED = "hydra/launcher=stacked"
 # Pictures and TensorBoard on: the files of a job must be those of a job alone.
 WITH_PICTURES = [o for o in TINY_OVERRIDES if not o.startswith("callbacks.pictures")]
