@@ -85,3 +85,12 @@ def test_use_libyaml_makes_omegaconf_load_read_with_it(tmp_path):
     assert cfg.a == 0.001 and cfg.d == "2024-01-01" and OmegaConf.is_interpolation(cfg, "e")
     with pytest.raises(yaml.YAMLError, match="duplicate key"):
         OmegaConf.create("a: 1\na: 2\n")
+
+
+@pytest.mark.parametrize("text", [*TRICKY, "", "# only a comment\n", "- a\n- 1e-3\n"])
+def test_read_yaml_gives_what_omegaconf_load_and_to_container_give(text, tmp_path):
+    from mnistx.compat.omegaconf import read_yaml
+
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    assert read_yaml(path) == OmegaConf.to_container(OmegaConf.load(path))

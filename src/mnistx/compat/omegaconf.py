@@ -57,4 +57,5 @@ def read_yaml(path: str | Path) -> Any:
     from omegaconf import _utils
 
     with open(path, encoding="utf-8") as f:
-        return yaml.load(f, Loader=_utils.get_yaml_loader())
+        data = yaml.load(f, Loader=_utils.get_yaml_loader())
+    return {} if data is None else data  # an empty file is an empty config to OmegaConf
