@@ -45,7 +45,7 @@ def test_the_warm_start_outlives_a_run_trained_in_the_test_process(tmp_path):
     proc = run_module("mnistx.train", ["--cfg", "job"], tmp_path, dict(os.environ), 300)
     assert proc is not None, refused()
     assert proc.returncode == 0 and "optimizer:" in proc.stdout
-    changed = {**os.environ, "PYTHONPATH": str(tmp_path)}  # read when Python starts: fresh
+    changed = {**os.environ, "PYTHONHASHSEED": "7"}  # read when Python starts: fresh
     assert run_module("mnistx.train", ["--cfg", "job"], tmp_path, changed, 300) is None
 
 
@@ -97,3 +97,20 @@ def test_a_warm_started_process_is_signalled_and_waited_for_as_a_popen(tiny_data
     os.kill(proc.pid, 0)  # the command's own process, not a stand-in
     proc.send_signal(signal.SIGKILL)
     assert proc.wait(timeout=60) == -signal.SIGKILL and proc.poll() == -signal.SIGKILL
+
+
+def test_a_warm_started_command_has_its_own_pythonpath_where_a_fresh_one_has_it(tmp_path):
+    """A command's PYTHONPATH (tests name their own callbacks through it) goes on sys.path
+    after the command's folder and before the libraries, as in a fresh interpreter."""
+    import sys
+
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "where_am_i.py").write_text("import sys\nprint(repr(sys.path))\n")
+    env = {**os.environ, "PYTHONPATH": str(extra)}
+    warm = run_module("where_am_i", [], tmp_path, env, 300)
+    assert warm is not None, refused()
+    fresh = run_cli(tmp_path, module="where_am_i", env={**env, "MNISTX_TESTS_FRESH": "1"})
+    assert warm.returncode == 0 and eval(warm.stdout) == eval(fresh.stdout)
+    assert eval(warm.stdout)[:2] == [str(tmp_path), str(extra)]
+    assert str(extra) not in sys.path  # the test process's own is as it was

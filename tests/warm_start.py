@@ -10,10 +10,11 @@ run), so the command's own code, from its first line, runs as it does for a user
 
 `run_module` runs a command to its end (`subprocess.run`); `start_module` starts one that a
 test watches, signals and waits for, as it would a `subprocess.Popen` (`WarmProcess` has the
-Popen methods the tests use; its pid is the command's own process). Commands that
-set variables a library reads when imported start a fresh interpreter instead (the callers
-in helpers.py decide); MNISTX_TESTS_FRESH=1 starts every command fresh, to check that both
-ways give the same results.
+Popen methods the tests use; its pid is the command's own process). Commands that set
+variables a library reads when imported start a fresh interpreter instead (the callers in
+helpers.py decide; a fork puts PYTHONPATH on sys.path as a fresh interpreter does);
+MNISTX_TESTS_FRESH=1 starts every command fresh, to check that both ways give the same
+results.
 """
 
 from __future__ import annotations
@@ -45,7 +46,14 @@ MESSAGE = 1 << 20  # the largest request (a command line and its environment)
 
 
 def _startup(env: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in env.items() if k.startswith(IMPORT_TIME_ENV)}
+    """The variables a fork cannot take over. PYTHONPATH is not among them: a fork puts the
+    command's entries on sys.path where a fresh interpreter puts them."""
+    return {k: v for k, v in env.items() if k.startswith(IMPORT_TIME_ENV) and k != "PYTHONPATH"}
+
+
+def _python_path(env: dict[str, str]) -> list[str]:
+    """PYTHONPATH's entries as a fresh interpreter puts them on sys.path (made absolute)."""
+    return [os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
 
 
 class WarmProcess:
@@ -290,12 +298,17 @@ def _serve(path: str) -> tuple[dict, list[int]] | None:
                     break
 
 
-def _become(request: dict, fds: list[int]) -> None:
-    """In the child: the command's folder, environment, streams and Ctrl-C, as `python -m`
-    has them when started from a terminal."""
+def _become(request: dict, fds: list[int], started_with: list[str]) -> None:
+    """In the child: the command's folder, environment, sys.path, streams and Ctrl-C, as
+    `python -m` has them when started from a terminal (`started_with`: the warm
+    interpreter's own PYTHONPATH entries)."""
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
+    for entry in started_with:
+        if entry in sys.path:
+            sys.path.remove(entry)
+    sys.path[0:0] = _python_path(os.environ)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     for fd, key in ((1, "stdout"), (2, "stderr")):
@@ -318,9 +331,10 @@ def _become(request: dict, fds: list[int]) -> None:
 if __name__ == "__main__":
     # Not in the child: the tests' folder, where this file is (python puts it on sys.path).
     sys.path.remove(os.path.dirname(os.path.abspath(__file__)))
+    own_path = _python_path(dict(os.environ))
     job = _serve(sys.argv[1])
     if job is not None:
         import runpy
 
-        _become(*job)
+        _become(*job, own_path)
         runpy.run_module(job[0]["module"], run_name="__main__", alter_sys=True)
