@@ -164,8 +164,9 @@ def _trial_reporter(hc: HydraConf, cfg: DictConfig) -> list[Any]:
     """[the Optuna trial's reporter] for a job of an Optuna search, else []."""
     if "OptunaSweeper" not in str(hc.sweeper.get("_target_")):
         return []
-    cv = cfg.get("cv")
-    if isinstance(cv, DictConfig) and cv.get("folds"):  # a trial is its folds' mean: no pruning
+    from mnistx.data.folds import configured_folds
+
+    if configured_folds(cfg):  # a trial's value is its folds' mean: no pruning
         return []
     from mnistx.hpo.trial import reporter
 

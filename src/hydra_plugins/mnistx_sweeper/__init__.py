@@ -37,16 +37,11 @@ log = logging.getLogger("mnistx")
 def fold_axis(config: DictConfig, arguments: Sequence[str]) -> list[str]:
     """cv.folds=k: one job per fold (cv.fold=0 ... k-1) for every setting, unless the command
     line picks the folds itself."""
-    from mnistx.config.kinds import check_kinds
-    from mnistx.data.folds import check_folds
+    from mnistx.data.folds import configured_folds
 
-    cv = config.get("cv")
-    if cv is not None and not isinstance(cv, DictConfig):
-        check_kinds(config)  # says what is wrong with it
-    folds = cv.get("folds") if isinstance(cv, DictConfig) else None
+    folds = configured_folds(config)
     if folds is None or any(a.split("=")[0].lstrip("+~") == "cv.fold" for a in arguments):
         return []
-    check_folds(folds, 0)
     return [f"cv.fold=range(0,{folds})"]
 
 

@@ -113,9 +113,9 @@ def _accepts(kinds: set[str], value: Any) -> bool:
 SETTINGS_NODES = {"cv": ("folds", "fold"), "slurm": ("partition", "account")}
 
 
-def check_kinds(cfg: DictConfig) -> None:
-    """Each key the config groups know takes the kind of value they give it."""
-    for key in SETTINGS_NODES:  # first: others interpolate them (data.folds: ${cv.folds})
+def check_settings_nodes(cfg: DictConfig) -> None:
+    """cv and slurm are nodes of settings, not values (`cv=5` replaced the node)."""
+    for key in SETTINGS_NODES:
         node = cfg.get(key)
         if node is not None and not isinstance(node, DictConfig):
             keys = ", ".join(f"{key}.{k}" for k in SETTINGS_NODES[key])
@@ -123,6 +123,11 @@ def check_kinds(cfg: DictConfig) -> None:
                 f"{key}={show(node)} replaces the {key} settings ({keys}) with a single value. "
                 f"Set one of them instead, e.g. {key}.{SETTINGS_NODES[key][0]}=..."
             )
+
+
+def check_kinds(cfg: DictConfig) -> None:
+    """Each key the config groups know takes the kind of value they give it."""
+    check_settings_nodes(cfg)  # first: others interpolate them (data.folds: ${cv.folds})
     values = OmegaConf.to_container(cfg, resolve=True)
     defaults = default_values()
 

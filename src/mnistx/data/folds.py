@@ -13,9 +13,21 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from omegaconf import DictConfig
 
-from mnistx.config.kinds import in_range
+from mnistx.config.kinds import check_settings_nodes, in_range
 from mnistx.errors import UserError
+
+
+def configured_folds(cfg: DictConfig) -> int | None:
+    """The checked cv.folds of a composed config: the number of folds a sweep or an Optuna
+    trial runs, or None without cross-validation."""
+    check_settings_nodes(cfg)
+    cv = cfg.get("cv")
+    folds = None if cv is None else cv.get("folds")
+    if folds is not None:
+        check_folds(folds, 0)
+    return folds
 
 
 def check_folds(folds: Any, fold: Any) -> None:

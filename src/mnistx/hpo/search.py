@@ -19,7 +19,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from mnistx.config.overrides import override_value
-from mnistx.data.folds import check_folds
+from mnistx.data.folds import configured_folds
 from mnistx.hpo import results, settings
 from mnistx.hpo import study as studies
 from mnistx.hpo.space import search_space
@@ -41,10 +41,7 @@ class Search:
         self.sweeper = config.hydra.sweeper
         self.launcher = launcher
         settings.check_settings(self.sweeper)
-        cv = config.get("cv")
-        self.folds = cv.get("folds") if isinstance(cv, DictConfig) else None
-        if self.folds is not None:
-            check_folds(self.folds, 0)
+        self.folds = configured_folds(config)
         self.space, self.fixed = search_space(self.sweeper, arguments)
         self.objectives = settings.objectives(self.sweeper)
         self.sweep_dir = Path(str(config.hydra.sweep.dir))
