@@ -7,7 +7,8 @@ real MNIST files) and reads each job's training time from its metrics.json:
   5-job sweep      seeds 1-5 of the same job: per-job cost (wall5 - sum(train5) - F) / 4,
                    and, steadier, from inside each sweep: the time between two jobs' ends
                    minus the later job's training (a value per job, their median and range)
-                   (and, once, for 5 learning rates at one seed, whose jobs share a data split)
+                   (and, once, for 5 learning rates at one seed, whose jobs share a data split,
+                   and once with the progress bar on, as users run; off elsewhere)
                    and the efficiency sum(train5) / wall5 (medians of --repeats pairs, each
                    pair run back to back: this machine's speed drifts)
   joblib, 2 jobs   the same 5 jobs with hydra/launcher=joblib hydra.launcher.n_jobs=2
@@ -114,6 +115,15 @@ def main() -> None:
             ),
             ("5-job efficiency: train5 / wall5", f"{train5 / wall5:.2f}"),
         ]
+        bar = [c for c in common if "enable_progress_bar" not in c]  # the default: shown
+        run(["-m", *bar, "seed=1,2,3,4,5", f"hydra.sweep.dir={cwd}/bar"], cwd)
+        shown = per_job_costs(cwd / "bar")
+        rows.append(
+            (
+                "the same with the progress bar on (the default), inside the sweep: median (range)",
+                f"{statistics.median(shown):.2f} s ({min(shown):.2f}-{max(shown):.2f})",
+            )
+        )
         lrs = "optimizer.lr=1e-3,2e-3,3e-3,4e-3,5e-3"  # one seed: the jobs share one data split
         walll, _ = run(["-m", *common, lrs, f"hydra.sweep.dir={cwd}/lrs"], cwd)
         trainl = sum(train_seconds(cwd / "lrs"))

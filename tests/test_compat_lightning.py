@@ -150,3 +150,49 @@ def test_attached_trainer_reads_lightnings_own_attribute():
     trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
     module.trainer = trainer
     assert attached_trainer(module) is trainer
+
+
+class WatchesTheBar(L.Callback):
+    """Notes the progress bar's redraw thread while training, and asks for a redraw as
+    Lightning's bar does after a batch."""
+
+    def __init__(self, bar) -> None:
+        self.bar, self.threads = bar, []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.bar.progress.soft_refresh()
+        self.threads.append(self.bar.progress.live._refresh_thread)
+
+
+def test_the_progress_bar_stops_its_redraw_thread_without_waiting_out_a_sleep(tmp_path):
+    """Lightning's thread sleeps between redraws and is joined at every stop of the bar (~0.11
+    s each here); PromptRichProgressBar's waits on its stop event. Checked through a real fit:
+    the bar's thread is the prompt one, redraws are still asked of it, and it has ended."""
+    from lightning.pytorch.callbacks.progress import rich_progress
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    from mnistx.compat.lightning import _PromptRefreshThread
+    from mnistx.training.callbacks import ProgressBar
+
+    assert "time.sleep" in _source(rich_progress._RefreshThread.run), (
+        "lightning's progress-bar thread no longer sleeps between redraws: "
+        "PromptRichProgressBar (compat/lightning.py) may be unneeded; remove it"
+    )
+    bar = ProgressBar(refresh_rate=4)
+    watch = WatchesTheBar(bar)
+    trainer = L.Trainer(
+        default_root_dir=tmp_path,
+        max_epochs=1,
+        limit_train_batches=3,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        callbacks=[bar, watch],
+    )
+    trainer.fit(BoringModel())
+    assert len(watch.threads) == 3
+    thread = watch.threads[0]
+    assert isinstance(thread, _PromptRefreshThread)  # and so Lightning's soft_refresh reaches it
+    assert all(t is thread for t in watch.threads)
+    assert thread.done.is_set() and not thread.is_alive()  # stopped and joined by the bar

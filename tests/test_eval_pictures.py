@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import TINY_OVERRIDES, run_cli, snapshot
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -291,3 +292,26 @@ def test_predict_show_never_writes_over_a_runs_picture(trained_run, tmp_path):
         "never writes into another run's or sweep's files" in proc.stderr
         and picture.read_bytes() == before
     )
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "P"])
+def test_png_bytes_read_back_as_the_same_pixels(mode) -> None:
+    """drawing.png writes RGB and grey images itself (unfiltered rows, deflated), the rest
+    through PIL: every one decodes, with PIL's own reader, to the pixels it was given."""
+    import io
+
+    import numpy as np
+
+    from mnistx.inspection import drawing
+
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (37, 53, 4), dtype=np.uint8)
+    image = Image.fromarray(noise, "RGBA").convert(mode)
+    picture = drawing.confusion_figure(torch.tensor([[5, 1], [2, 7]]), ["0", "1"]).convert(mode)
+    for img in (image, picture):
+        data = drawing.png(img)
+        back = Image.open(io.BytesIO(data))
+        back.load()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n") and back.format == "PNG"
+        assert back.mode == img.mode and back.size == img.size
+        assert back.tobytes() == img.tobytes()

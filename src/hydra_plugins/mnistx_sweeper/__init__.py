@@ -28,7 +28,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from mnistx.compat.hydra import basic_sweeper, sweeper_params
+from mnistx.compat.hydra import basic_sweeper, reused_compositions, sweeper_params
 from mnistx.errors import UserError
 
 log = logging.getLogger("mnistx")
@@ -90,19 +90,20 @@ class GridSweeper(basic_sweeper()):  # type: ignore[misc]
 
         returns = []
         job_idx = 0
-        while not self.is_done():
-            batch = list(self.get_job_batch())
-            if plan is not None:
-                jobs = [next(pending) for _ in batch]
-                batch = [rerun_overrides(j) for j in jobs if j.state != FINISHED]
-            if not batch:
-                continue
-            self.validate_batch_is_legal(covering_jobs(batch, is_group))
-            results = launch(self.launcher, sweep_dir, batch, job_idx)
-            for r in results:
-                _ = r.return_value  # raises here if the job raised
-            job_idx += len(batch)
-            returns.append(results)
+        with reused_compositions(loader):  # jobs choosing the same groups: composed once
+            while not self.is_done():
+                batch = list(self.get_job_batch())
+                if plan is not None:
+                    jobs = [next(pending) for _ in batch]
+                    batch = [rerun_overrides(j) for j in jobs if j.state != FINISHED]
+                if not batch:
+                    continue
+                self.validate_batch_is_legal(covering_jobs(batch, is_group))
+                results = launch(self.launcher, sweep_dir, batch, job_idx)
+                for r in results:
+                    _ = r.return_value  # raises here if the job raised
+                job_idx += len(batch)
+                returns.append(results)
         return returns
 
 
@@ -113,9 +114,10 @@ class OptunaSweeper(Sweeper):
     def __init__(self, **settings: Any) -> None:
         self.config: DictConfig | None = None
         self.launcher: Any = None
+        self.hydra_context: Any = None
 
     def setup(self, *, hydra_context: Any, task_function: Any, config: DictConfig) -> None:
-        self.config = config
+        self.config, self.hydra_context = config, hydra_context
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config
         )
@@ -129,7 +131,8 @@ class OptunaSweeper(Sweeper):
 
         assert self.config is not None
         try:
-            return run_search(self.config, self.launcher, arguments)
+            with reused_compositions(self.hydra_context.config_loader):
+                return run_search(self.config, self.launcher, arguments)
         except UserError as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(1)

@@ -15,6 +15,12 @@ changing what a run computes or records:
 - the hook name: Lightning sets `LightningModule._current_fx_name` around every hook call, ~40
   times per step, through nn.Module.__setattr__'s parameter/buffer/module checks (~0.2 ms per
   step); a string is none of those, so it is stored directly.
+
+And one wait that is not per step but per stage: Lightning's Rich progress bar redraws from a
+thread that sleeps `1 / refresh_rate` s between redraws and is joined when the bar stops (end
+of fit, of test), so each stop waited for the rest of a sleep: ~0.11 s median at 4 redraws/s,
+~0.22 s of every sweep job (measured). `PromptRichProgressBar` gives the bar a thread that
+waits on its stop event instead.
 """
 
 from __future__ import annotations
@@ -23,7 +29,14 @@ import contextlib
 from collections.abc import Iterable
 from typing import Any
 
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint, Timer
+from lightning.pytorch.callbacks import (
+    Callback,
+    LearningRateMonitor,
+    ModelCheckpoint,
+    RichProgressBar,
+    Timer,
+)
+from lightning.pytorch.callbacks.progress.rich_progress import _RefreshThread
 from lightning.pytorch.profilers import PassThroughProfiler
 
 PER_BATCH_HOOKS = (
@@ -90,3 +103,33 @@ def skip_idle_hooks(callbacks: Iterable[Callback]) -> list[tuple[Any, str]]:
                 setattr(callback, hook, None)
                 skipped.append((callback, hook))
     return skipped
+
+
+class _PromptRefreshThread(_RefreshThread):
+    """Lightning's refresh thread (redraw when a batch asked for it, `refresh_cond`), waiting
+    on its stop event instead of sleeping, so that stopping the bar does not wait."""
+
+    def run(self) -> None:
+        while not self.done.wait(1 / self.refresh_per_second):
+            if self.refresh_cond:
+                with self.live._lock:
+                    if not self.done.is_set():
+                        self.live.refresh()
+                self.refresh_cond = False
+
+
+class PromptRichProgressBar(RichProgressBar):
+    """Lightning's RichProgressBar whose stops (end of fit, of test) do not wait for the
+    redraw thread's sleep to end."""
+
+    def _init_progress(self, trainer: Any) -> None:
+        super()._init_progress(trainer)
+        live = getattr(self.progress, "live", None)
+        thread = getattr(live, "_refresh_thread", None)
+        if thread is None or isinstance(thread, _PromptRefreshThread):
+            return
+        prompt = _PromptRefreshThread(live, live.refresh_per_second)  # type: ignore[union-attr]
+        prompt.refresh_cond = thread.refresh_cond
+        thread.done.set()  # it ends after its current sleep, drawing nothing more
+        live._refresh_thread = prompt  # type: ignore[union-attr]
+        prompt.start()

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import math
+import struct
+import zlib
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -233,10 +235,32 @@ def curves_figure(history: dict[str, list[float]]) -> Image.Image:
 
 
 def png(image: Image.Image) -> bytes:
-    """PNG bytes, written to a file and sent to TensorBoard alike."""
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=1)  # 1.6x faster than 6, ~15% larger
-    return buffer.getvalue()
+    """PNG bytes, written to a file and sent to TensorBoard alike.
+
+    RGB and grey images are written here, unfiltered rows deflated at level 1: PIL spends
+    most of its ~12 ms per picture choosing a filter for every row (~10 ms even at level 0),
+    these take 5-7 ms, and any PNG reader (PIL's included: tested) reads the same pixels."""
+    colour_type = {"RGB": 2, "L": 0}.get(image.mode)
+    if colour_type is None:
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG", compress_level=1)
+        return buffer.getvalue()
+    width, height = image.size
+    rows = np.frombuffer(image.tobytes(), np.uint8).reshape(height, -1)
+    unfiltered = np.hstack([np.zeros((height, 1), np.uint8), rows])  # filter type 0 per row
+
+    def chunk(tag: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
+    return b"".join(
+        (
+            b"\x89PNG\r\n\x1a\n",
+            chunk(b"IHDR", header),
+            chunk(b"IDAT", zlib.compress(unfiltered.tobytes(), 1)),
+            chunk(b"IEND", b""),
+        )
+    )
 
 
 def save(image: Image.Image, path: Path) -> Path:

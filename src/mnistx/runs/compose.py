@@ -6,19 +6,20 @@ from collections.abc import Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from mnistx.compat.omegaconf import use_libyaml
+from mnistx.compat.omegaconf import cache_interpolation_parses, use_libyaml
 from mnistx.runs.resolvers import config_subdir, job_dirname, run_dir, unique_dir
 
 
 def set_up_omegaconf() -> None:
     """Make the run-folder resolvers (unique_dir, job_dirname, run_dir, config_subdir)
-    available to Hydra configs, and have OmegaConf parse YAML with libyaml
-    (mnistx.compat.omegaconf: same results, a quarter of a tiny run's time less).
+    available to Hydra configs, and have OmegaConf parse YAML with libyaml and each
+    interpolation string once (mnistx.compat.omegaconf: same results, less time).
 
     The resolvers only name folders (mnistx.runs.claims makes them when the run starts).
     Cached in the config (use_cache), which Hydra copies into each sweep job's config.
     """
     use_libyaml()
+    cache_interpolation_parses()
     for name, fn in (
         ("unique_dir", unique_dir),
         ("job_dirname", job_dirname),

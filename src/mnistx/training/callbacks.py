@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from lightning.pytorch.callbacks import Callback, EarlyStopping, EMAWeightAveraging, RichProgressBar
+from lightning.pytorch.callbacks import Callback, EarlyStopping, EMAWeightAveraging
 
+from mnistx.compat.lightning import PromptRichProgressBar
 from mnistx.config.kinds import in_range
 from mnistx.errors import UserError
 
 
-class ProgressBar(RichProgressBar):
+class ProgressBar(PromptRichProgressBar):
     """Per batch, Lightning's bar updates its task and re-reads every logged metric, which
     costs a measurable share of a small model's ~2 ms step; every `every_n_batches` is plenty
     for a bar that redraws a few times a second."""
