@@ -63,32 +63,10 @@ def libyaml_dumper(pure: type) -> type:
             stream: Any,
             default_style: Any = None,
             default_flow_style: Any = False,
-            canonical: Any = None,
-            indent: Any = None,
-            width: Any = None,
-            allow_unicode: Any = None,
-            line_break: Any = None,
-            encoding: Any = None,
-            explicit_start: Any = None,
-            explicit_end: Any = None,
-            version: Any = None,
-            tags: Any = None,
             sort_keys: bool = True,
+            **emitting: Any,  # canonical, indent, width, allow_unicode, encoding, ...
         ) -> None:
-            CEmitter.__init__(
-                self,
-                stream,
-                canonical=canonical,
-                indent=indent,
-                width=width,
-                encoding=encoding,
-                allow_unicode=allow_unicode,
-                line_break=line_break,
-                explicit_start=explicit_start,
-                explicit_end=explicit_end,
-                version=version,
-                tags=tags,
-            )
+            CEmitter.__init__(self, stream, **emitting)
             Representer.__init__(
                 self,
                 default_style=default_style,
