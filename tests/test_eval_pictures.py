@@ -315,3 +315,42 @@ def test_png_bytes_read_back_as_the_same_pixels(mode) -> None:
         assert data.startswith(b"\x89PNG\r\n\x1a\n") and back.format == "PNG"
         assert back.mode == img.mode and back.size == img.size
         assert back.tobytes() == img.tobytes()
+
+
+@pytest.mark.parametrize("anchor", ["la", "mm", "md", "rm", "lm", "mt"])
+def test_cached_text_draws_what_pils_text_draws(anchor) -> None:
+    """drawing.write pastes a text's mask rendered once: on any background, in any colour and
+    size, the same pixels ImageDraw.text draws at that point with that anchor."""
+    import numpy as np
+    from PIL import ImageDraw
+
+    from mnistx.inspection import drawing
+
+    background = np.random.default_rng(1).integers(0, 256, (60, 200, 3), dtype=np.uint8)
+    for text, size, fill in (
+        ("pred 3 / true 5", 12, drawing.RED),
+        ("Confusion matrix", 15, drawing.BLACK),
+        ("0.5", 11, drawing.WHITE),
+        ("1", 9, (10, 200, 30)),
+    ):
+        pils = Image.fromarray(background, "RGB")
+        ImageDraw.Draw(pils).text(
+            (100, 30), text, fill=fill, font=drawing.font(size), anchor=anchor
+        )
+        for _ in range(2):  # rendered, then from the cache
+            ours = Image.fromarray(background, "RGB")
+            drawing.write(ours, (100, 30), text, size, fill, anchor)
+            assert (np.array(ours) != background).any()
+            assert np.array_equal(np.array(ours), np.array(pils)), (text, anchor)
+
+
+def test_the_colour_scale_runs_blues_from_one_at_the_top() -> None:
+    import numpy as np
+
+    from mnistx.inspection import drawing
+
+    span = 97
+    scale = np.array(drawing._blues_scale(span, 15))
+    assert scale.shape == (span, 15, 3) and (scale == scale[:, :1]).all()
+    for y in range(span):
+        assert tuple(int(c) for c in scale[y, 0]) == drawing._blues(1 - y / (span - 1))

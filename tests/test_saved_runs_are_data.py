@@ -234,3 +234,24 @@ def test_a_run_that_cannot_be_read_is_named_with_its_file(good_run, tmp_path, ca
         errors = [line for line in err.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and str(run / name) in errors[0], err
     assert snapshot(run) == before
+
+
+def test_a_sweeps_swept_keys_are_read_once_per_version_of_its_record(tmp_path, monkeypatch):
+    """Every job of a sweep names its folder from the record's swept keys: the file is read
+    once, and again only when it changes."""
+    from mnistx.runs import sweep_record
+
+    def write(task: list[str]) -> None:
+        record = {"hydra": {"overrides": {"task": task, "hydra": []}, "sweeper": {}}}
+        (tmp_path / "multirun.yaml").write_text(yaml.safe_dump(record))
+
+    reads: list[Path] = []
+    real = sweep_record._plain_record
+    monkeypatch.setattr(sweep_record, "_plain_record", lambda p: reads.append(p) or real(p))
+    assert sweep_record.swept_keys(tmp_path) == [] and reads == []  # no record: not a sweep
+    write(["optimizer.lr=0.1,0.01", "seed=1"])
+    for _ in range(3):
+        assert sweep_record.swept_keys(tmp_path) == ["optimizer.lr"]
+    assert len(reads) == 1
+    write(["optimizer.lr=0.1", "seed=1,2,3"])  # rewritten (another size)
+    assert sweep_record.swept_keys(tmp_path) == ["seed"] and len(reads) == 2

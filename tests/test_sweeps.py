@@ -344,3 +344,45 @@ def test_a_machines_local_config_is_picked_up_by_every_run(tmp_path, tiny_data):
     finally:
         local.unlink()
     assert _hydra_cfg("hydra/launcher=slurm").hydra.launcher.partition is None
+
+
+def test_a_sweep_process_freezes_its_imports_but_no_run(cli_here, tiny_data, tmp_path, monkeypatch):
+    """Once per sweep process, before its first job builds anything, what is alive is frozen
+    out of later collections; every job's module and Trainer are still collected after it."""
+    import gc
+    import weakref
+
+    import lightning.pytorch as L
+
+    from mnistx.training import runtime
+    from mnistx.training.module import ClassifierModule
+
+    gc.unfreeze()  # this test process may have run a sweep before
+    monkeypatch.setattr(runtime, "_frozen", [])
+    events: list[str] = []
+    runs: weakref.WeakSet = weakref.WeakSet()
+    real_freeze, real_init = gc.freeze, ClassifierModule.__init__
+
+    def freeze() -> None:
+        live = [o for o in gc.get_objects() if type(o) in (L.Trainer, ClassifierModule)]
+        events.append(f"freeze with {len(live)} runs alive")
+        real_freeze()
+
+    def init(self, *args, **kwargs) -> None:
+        events.append("module")
+        runs.add(self)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(gc, "freeze", freeze)
+    monkeypatch.setattr(ClassifierModule, "__init__", init)
+    try:
+        code, _, err = cli_here(
+            tmp_path, "-m", f"data.data_dir={tiny_data}", *ONE_EPOCH, "seed=1,2,3"
+        )
+        assert code == 0, err
+        assert events[:2] == ["freeze with 0 runs alive", "module"] and events.count("module") == 3
+        assert gc.get_freeze_count() > 0
+        gc.collect()
+        assert len(runs) == 0  # the jobs' modules (and what holds them) were not frozen
+    finally:
+        gc.unfreeze()

@@ -123,7 +123,10 @@ def _train(job: Job, hc: HydraConf, sweep: bool) -> float | None:
     from mnistx.runs.records import record_failure
     from mnistx.training.lr_find import lr_find_job
     from mnistx.training.recipe import train_job
+    from mnistx.training.runtime import freeze_imports
 
+    if sweep:  # (imported now: torch, Lightning)
+        freeze_imports()
     owner, start = is_rank_zero(), time.time()
     work = lr_find_job if job.cfg.get("tune") else train_job
     try:

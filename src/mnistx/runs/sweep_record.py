@@ -104,13 +104,28 @@ def read_sweep_record(folder: Path) -> DictConfig:
     return _as_record(plain)
 
 
+# swept_keys per multirun.yaml (its path, size and time): every job of a sweep asks.
+_swept: dict[tuple[str, int, int], list[str]] = {}
+
+
 def swept_keys(sweep_dir: Path) -> list[str]:
     """The keys the sweep in `sweep_dir` varies, from its multirun.yaml (written before any job
-    starts); [] where there is no readable record (not a sweep)."""
-    if not (sweep_dir / SWEEP_CONFIG).is_file():
+    starts); [] where there is no readable record (not a sweep). Read once per version of
+    the file in a process (~5 ms each: the jobs of a sweep all ask)."""
+    path = sweep_dir / SWEEP_CONFIG
+    try:
+        stat = path.stat()
+    except OSError:
         return []
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _swept:
+        _swept[key] = _read_swept_keys(path) if path.is_file() else []
+    return list(_swept[key])
+
+
+def _read_swept_keys(path: Path) -> list[str]:
     try:  # plain strings only: naming a job's folder runs nothing of the record
-        plain = _plain_record(sweep_dir / SWEEP_CONFIG)
+        plain = _plain_record(path)
     except Exception:  # not a readable sweep record: the job's values stay unknown
         return []
     if any("${" in w for w in [*plain["task"], *plain["params"], *plain["params"].values()]):

@@ -18,7 +18,7 @@ from typing import Any
 from lightning.pytorch.loggers import Logger, MLFlowLogger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-from mnistx.compat.tensorboard import file_writer
+from mnistx.compat.tensorboard import fast_record_checksums, file_writer
 from mnistx.errors import UserError
 from mnistx.runs.layout import METRICS_CSV
 from mnistx.runs.records import write_text
@@ -54,6 +54,7 @@ class TensorBoard(Tracker, TensorBoardLogger):
     def __init__(self, labels: Labels, epoch_chart: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.labels, self.epoch_chart = labels, epoch_chart
+        fast_record_checksums()
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         if self.epoch_chart and step is not None:

@@ -51,7 +51,7 @@ class Pictures(L.Callback):
             titles, wrong = [f"label {int(y[i])}" for i in idx], None
         else:
             titles = captions(probs, y, idx)
-            wrong = [bool(probs[i].argmax() != y[i]) for i in idx]
+            wrong = (probs[idx].argmax(1) != y[idx]).tolist()
         return drawing.image_grid(x[idx].cpu(), titles, wrong, dm.mean, dm.std, title)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
