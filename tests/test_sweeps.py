@@ -346,19 +346,21 @@ def test_a_machines_local_config_is_picked_up_by_every_run(tmp_path, tiny_data):
     assert _hydra_cfg("hydra/launcher=slurm").hydra.launcher.partition is None
 
 
-def test_a_sweep_process_freezes_its_imports_but_no_run(cli_here, tiny_data, tmp_path, monkeypatch):
-    """Once per sweep process, before its first job builds anything, what is alive is frozen
-    out of later collections; every job's module and Trainer are still collected after it."""
+def test_a_sweep_command_freezes_its_imports_but_no_run(cli_here, tiny_data, tmp_path, monkeypatch):
+    """Once per sweep command's process, before its first job builds anything, what is alive
+    is frozen out of later collections; every job's module and Trainer are still collected."""
     import gc
     import weakref
 
     import lightning.pytorch as L
 
+    from mnistx import fast_exit
     from mnistx.training import runtime
     from mnistx.training.module import ClassifierModule
 
     gc.unfreeze()  # this test process may have run a sweep before
     monkeypatch.setattr(runtime, "_frozen", [])
+    monkeypatch.setattr(fast_exit, "command_process", lambda: True)  # as under script()
     events: list[str] = []
     runs: weakref.WeakSet = weakref.WeakSet()
     real_freeze, real_init = gc.freeze, ClassifierModule.__init__
@@ -386,3 +388,28 @@ def test_a_sweep_process_freezes_its_imports_but_no_run(cli_here, tiny_data, tmp
         assert len(runs) == 0  # the jobs' modules (and what holds them) were not frozen
     finally:
         gc.unfreeze()
+
+
+def test_a_sweep_from_a_program_importing_mnistx_freezes_nothing(cli_here, tiny_data, tmp_path):
+    """A notebook's sweep (mnistx.api, cli() in the notebook's process) leaves the process's
+    garbage collection as it was."""
+    import gc
+
+    gc.unfreeze()
+    code, _, err = cli_here(tmp_path, "-m", f"data.data_dir={tiny_data}", *ONE_EPOCH, "seed=1,2")
+    assert code == 0, err
+    assert gc.get_freeze_count() == 0
+
+
+def test_only_a_commands_own_process_is_a_command_process():
+    import subprocess
+    import sys
+
+    code = (
+        "from mnistx.fast_exit import command_process, exiting_fast\n"
+        "print(command_process())\n"
+        "with exiting_fast():\n"
+        "    print(command_process())\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.split() == ["False", "True"], proc.stderr

@@ -43,6 +43,13 @@ def exiting_fast() -> Iterator[None]:
     _status.append(0)
 
 
+def command_process() -> bool:
+    """Whether this process runs an mnistx command (its `script()` entered `exiting_fast`)
+    and ends with it; False in a program that imports mnistx (a notebook, pytest), whose
+    process-wide state a command must not change."""
+    return bool(_registered)
+
+
 def _exit() -> None:
     if not _status:
         return

@@ -119,13 +119,14 @@ def _job_scope(out: Path, hc: HydraConf, cfg: DictConfig, sweep: bool) -> Iterat
 
 def _train(job: Job, hc: HydraConf, sweep: bool) -> float | None:
     """The recipe, and a record of the job when it cannot run or fails."""
+    from mnistx.fast_exit import command_process
     from mnistx.runs.env import is_rank_zero
     from mnistx.runs.records import record_failure
     from mnistx.training.lr_find import lr_find_job
     from mnistx.training.recipe import train_job
     from mnistx.training.runtime import freeze_imports
 
-    if sweep:  # (imported now: torch, Lightning)
+    if sweep and command_process():  # (imported now: torch, Lightning)
         freeze_imports()
     owner, start = is_rank_zero(), time.time()
     work = lr_find_job if job.cfg.get("tune") else train_job
