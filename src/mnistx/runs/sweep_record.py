@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -117,9 +118,11 @@ def swept_keys(sweep_dir: Path) -> list[str]:
         stat = path.stat()
     except OSError:
         return []
+    if not S_ISREG(stat.st_mode):
+        return []
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _swept:
-        _swept[key] = _read_swept_keys(path) if path.is_file() else []
+        _swept[key] = _read_swept_keys(path)
     return list(_swept[key])
 
 
